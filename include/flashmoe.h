@@ -1,0 +1,238 @@
+/* flashmoe.h: the public C API of the flashmoe inference engine.
+ *
+ * flashmoe runs Mixture-of-Experts language models stored as GGUF files. The
+ * dense weights stay in memory; routed experts may be streamed from the file
+ * into a fixed-size cache (see DESIGN.md). The CLI and the server use only
+ * this header.
+ *
+ * Conventions
+ *   - Every fallible call returns 0 (or a count) on success and a negative code
+ *     on failure: -errno for OS errors, FM_E* for the engine's own; constructors
+ *     return NULL. Details go to a caller-owned struct fm_error (may be NULL).
+ *   - Objects are opaque: fm_X_open/fm_X_close, fm_X_new/fm_X_free. Destructors
+ *     accept NULL. Getters return borrowed pointers, valid until the owner is
+ *     closed.
+ *   - One fm_ctx is used by one thread at a time; several contexts may share a
+ *     model only when the model is fully resident (no expert streaming).
+ */
+#ifndef FLASHMOE_H
+#define FLASHMOE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FM_API __attribute__((visibility("default")))
+
+/* Engine error codes (negative, far from -errno values). */
+enum fm_errcode {
+	FM_EFORMAT = -1000,  /* a file is malformed or truncated */
+	FM_EUNSUPPORTED = -1001, /* valid, but a feature flashmoe lacks */
+	FM_ENOMEM = -1002,   /* allocation failed or --mem budget exceeded */
+	FM_EINVAL = -1003,   /* bad argument */
+	FM_ERANGE = -1004,   /* a size or count out of range */
+	FM_ENOTFOUND = -1005, /* a key, tensor or token is missing */
+	FM_EIO = -1006,      /* a read or write failed after retries */
+	FM_ECANCELED = -1007, /* stopped by the caller */
+};
+
+/* Error details, filled by the call that failed. */
+struct fm_error {
+	int code;          /* the value the call returned */
+	char file[256];    /* file concerned, or "" */
+	uint64_t offset;   /* byte offset in file, or UINT64_MAX */
+	char msg[512];     /* one line: what, where, expected vs got */
+};
+
+/* ---- models and contexts ---- */
+
+struct fm_model;
+struct fm_ctx;
+
+/* Options of fm_model_open; fm_model_params_default() fills the defaults. */
+struct fm_model_params {
+	int n_threads;            /* compute threads; 0 = physical cores */
+	uint64_t mem_bytes;       /* whole-process budget; 0 = no limit */
+	const char *isa;          /* "ref", "avx2", "avx512" or NULL = best */
+	int n_expert_used;        /* routed experts per token; 0 = the model's */
+	const char *io;           /* expert I/O: "uring","pread","buffered","mmap"; NULL = auto */
+	bool prefetch;            /* guess the next layer's experts */
+	bool verbose;             /* print the memory split at open */
+	const char *cache_policy; /* expert cache eviction: "lru", "lfu", "arc"; NULL = default */
+	const char *trace_experts; /* write every routing decision to this file */
+	bool stream;              /* stream experts even when everything would fit */
+};
+
+FM_API void fm_model_params_default(struct fm_model_params *p);
+/* Open a GGUF model; NULL on failure with err filled. */
+FM_API struct fm_model *fm_model_open(const char *path,
+				      const struct fm_model_params *p,
+				      struct fm_error *err);
+FM_API void fm_model_close(struct fm_model *m);
+
+/* Sizes of an open model (borrowed, valid until fm_model_close). */
+struct fm_model_info {
+	const char *arch;         /* "qwen3moe" */
+	const char *name;         /* general.name or "" */
+	int n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim;
+	int n_expert, n_expert_used, n_ff_expert;
+	int n_ctx_train;
+	uint64_t n_params;
+	uint64_t bytes_total, bytes_expert, bytes_dense; /* tensor bytes */
+	const char *isa;          /* kernels in use */
+	int n_threads;
+};
+FM_API const struct fm_model_info *fm_model_get_info(const struct fm_model *m);
+
+/* Write a human-readable description (tensors, types, byte split) to buf;
+ * returns the length it needed (like snprintf). */
+FM_API size_t fm_model_describe(const struct fm_model *m, char *buf, size_t cap);
+
+/* A context: KV cache and scratch for one sequence of up to n_ctx tokens. */
+FM_API struct fm_ctx *fm_ctx_new(struct fm_model *m, int n_ctx, struct fm_error *err);
+FM_API void fm_ctx_free(struct fm_ctx *c);
+/* Tokens already in the cache. */
+FM_API int fm_ctx_n_past(const struct fm_ctx *c);
+/* Forget all tokens after the first n_keep (0 = start over). */
+FM_API int fm_ctx_truncate(struct fm_ctx *c, int n_keep);
+
+/* Run n tokens after those already in the cache (a prompt batch or one
+ * generated token). logits: NULL, or n_vocab floats for the last token
+ * (all_logits false) or n x n_vocab floats (all_logits true). */
+FM_API int fm_eval(struct fm_ctx *c, const int32_t *tokens, int n,
+		   float *logits, bool all_logits, struct fm_error *err);
+
+/* ---- tokens ---- */
+
+/* Encode text with the model's tokenizer; returns the number of ids (which
+ * may exceed cap: then only cap were written) or a negative code. */
+FM_API int fm_tokenize(const struct fm_model *m, const char *text, size_t len,
+		       int32_t *ids, int cap, bool parse_special);
+/* The bytes of token id (borrowed); *len set; NULL for a bad id. */
+FM_API const char *fm_token_bytes(const struct fm_model *m, int32_t id, size_t *len);
+FM_API int32_t fm_token_eos(const struct fm_model *m); /* -1 if none */
+FM_API bool fm_token_is_eog(const struct fm_model *m, int32_t id);
+
+/* ---- standalone tokenizer and chat templates (src/api_tokenizer.c) ----
+ * A tokenizer without a model, from a Hugging Face tokenizer.json or from
+ * the tokenizer keys of a .gguf. Immutable once loaded: any number of threads
+ * may use one at the same time. Byte-level BPE exactly as the model's Hugging
+ * Face tokenizer (added tokens, NFC, the pre-tokenizer regex, merges). */
+struct fm_tokenizer;
+/* Load path: "*.gguf" (only the tokenizer.* keys are read) or a
+ * tokenizer.json (with tokenizer_config.json beside it, if present, for
+ * eos/bos and the chat template). NULL on failure with err filled. */
+FM_API struct fm_tokenizer *fm_tokenizer_load(const char *path, struct fm_error *err);
+FM_API void fm_tokenizer_free(struct fm_tokenizer *t);
+/* The model's tokenizer (borrowed, valid until fm_model_close), or NULL. */
+FM_API const struct fm_tokenizer *fm_model_tokenizer(const struct fm_model *m);
+/* As fm_tokenize: any bytes in (invalid UTF-8 kept as byte tokens); returns
+ * the number of ids the text needs (only cap written; it may exceed len, as
+ * NFC can lengthen text) or a negative code. */
+FM_API int fm_tokenizer_encode(const struct fm_tokenizer *t, const char *text, size_t len,
+			       bool parse_special, int32_t *ids, int cap);
+/* The bytes of token id (borrowed); *len set; NULL for a bad id. */
+FM_API const char *fm_tokenizer_piece(const struct fm_tokenizer *t, int32_t id, size_t *len);
+FM_API int fm_tokenizer_n_vocab(const struct fm_tokenizer *t);
+FM_API int32_t fm_tokenizer_bos(const struct fm_tokenizer *t); /* -1 if none */
+FM_API bool fm_tokenizer_add_bos(const struct fm_tokenizer *t); /* prepend bos? */
+FM_API int32_t fm_tokenizer_eos(const struct fm_tokenizer *t); /* -1 if none */
+FM_API bool fm_tokenizer_is_eog(const struct fm_tokenizer *t, int32_t id);
+/* Control tokens (<|im_end|>) are special; <think> is not. */
+FM_API bool fm_tokenizer_is_control(const struct fm_tokenizer *t, int32_t id);
+/* Id of the token spelled exactly text ("<|im_start|>"), or -1. */
+FM_API int32_t fm_tokenizer_find(const struct fm_tokenizer *t, const char *text);
+
+/* Streaming decode: feed ids, get text that never ends inside a UTF-8
+ * character (held bytes come out with the next ids or at flush; bytes that
+ * can never be valid UTF-8 come out as they are). One handle per stream. */
+struct fm_detok;
+FM_API struct fm_detok *fm_detok_new(const struct fm_tokenizer *t, bool skip_control);
+FM_API void fm_detok_free(struct fm_detok *d);
+/* Bytes one fm_detok_feed may write at most (size out with it). */
+FM_API size_t fm_detok_max_bytes(const struct fm_tokenizer *t);
+/* Write the text completed by id to out; returns the byte count, or
+ * FM_EINVAL (bad id) / FM_ERANGE (cap too small; nothing consumed). */
+FM_API int fm_detok_feed(struct fm_detok *d, int32_t id, char *out, size_t cap);
+/* Write any held incomplete character as raw bytes (at most 3). */
+FM_API int fm_detok_flush(struct fm_detok *d, char *out, size_t cap);
+
+struct fm_chat_msg {
+	const char *role;    /* "system", "user", "assistant", "tool" */
+	const char *content;
+};
+/* Name of the chat template the file asks for ("qwen3", "qwen35",
+ * "chatml"), detected from its Jinja chat_template; NULL if unknown. */
+FM_API const char *fm_tokenizer_chat_template(const struct fm_tokenizer *t);
+/* Render messages with template tmpl ("chatml", "qwen3", "qwen35") into buf
+ * (NUL-terminated when it fits); *len = the length needed. enable_thinking
+ * false asks Qwen3 models not to think. 0, or FM_EINVAL. */
+FM_API int fm_chat_render(const char *tmpl, const struct fm_chat_msg *msgs, size_t n,
+			  bool add_generation_prompt, bool enable_thinking, char *buf,
+			  size_t cap, size_t *len);
+/* ---- end of the standalone tokenizer ---- */
+
+/* ---- sampling ---- */
+
+struct fm_sampler_params {
+	float temp;          /* 0 = greedy */
+	int top_k;           /* 0 = off */
+	float top_p;         /* 1 = off */
+	float min_p;         /* 0 = off */
+	float repeat_penalty; /* 1 = off */
+	int repeat_last_n;
+	uint64_t seed;
+};
+struct fm_sampler;
+FM_API void fm_sampler_params_default(struct fm_sampler_params *p);
+FM_API struct fm_sampler *fm_sampler_new(const struct fm_sampler_params *p, int n_vocab);
+FM_API void fm_sampler_free(struct fm_sampler *s);
+/* Pick a token from logits (modified in place); remembers it for penalties. */
+FM_API int32_t fm_sampler_sample(struct fm_sampler *s, float *logits);
+
+/* ---- statistics ---- */
+
+struct fm_stats {
+	uint64_t n_prompt_tokens, n_gen_tokens;
+	double prompt_s, gen_s;            /* wall time in fm_eval */
+	uint64_t expert_lookups, expert_hits, expert_misses;
+	uint64_t bytes_read;               /* expert bytes read from disk */
+	double io_wait_s, compute_s;
+	uint64_t prefetch_issued, prefetch_used, prefetch_wasted_bytes;
+	uint64_t cache_slots, cache_bytes;
+	uint64_t mem_peak_bytes, mem_budget_bytes;
+	uint64_t prefetch_guesses, prefetch_guess_hits; /* next-layer guesses right */
+	double read_s;                     /* time with expert reads in flight */
+	const char *io_mode;               /* "uring", "pread", ..., "resident" */
+};
+FM_API void fm_get_stats(const struct fm_model *m, struct fm_stats *out);
+FM_API void fm_reset_stats(struct fm_model *m);
+
+/* ---- random-weight models for tests and benchmarks ---- */
+
+struct fm_tiny_params {
+	const char *arch;        /* "qwen3moe" */
+	uint64_t seed;
+	int type;                /* ggml type of the big matrices: 0 f32, 8 q8_0, 12 q4_K, ... */
+	int n_layer, n_embd, n_head, n_head_kv, head_dim;
+	int n_expert, n_expert_used, n_ff_expert;
+	int n_vocab, n_ctx;
+	bool tied_embeddings;
+};
+FM_API void fm_tiny_params_default(struct fm_tiny_params *p);
+/* Write a random-weight GGUF model with a valid byte-level BPE vocabulary. */
+FM_API int fm_gen_tiny(const char *path, const struct fm_tiny_params *p,
+		       struct fm_error *err);
+
+/* Name of a ggml type id ("q4_K") or NULL; and the reverse, -1 if unknown. */
+FM_API const char *fm_type_name(int type);
+FM_API int fm_type_from_name(const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

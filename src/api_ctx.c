@@ -1,0 +1,173 @@
+/* api_ctx.c: contexts (KV cache + scratch), evaluation, statistics and the
+ * model description of the public API. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_internal.h"
+#include "experts.h"
+
+#define FM_DEFAULT_BATCH 256
+
+struct fm_ctx *fm_ctx_new(struct fm_model *fm, int n_ctx, struct fm_error *err)
+{
+	if (n_ctx <= 0)
+		n_ctx = fm->m.hp.n_ctx_train < 4096 ? fm->m.hp.n_ctx_train : 4096;
+	if (n_ctx > (1 << 24)) {
+		fm_err(err, FM_EINVAL, NULL, FM_NO_OFFSET, "context of %d tokens is too large", n_ctx);
+		return NULL;
+	}
+	struct fm_ctx *c = calloc(1, sizeof(*c));
+	if (!c) {
+		fm_err(err, FM_ENOMEM, NULL, FM_NO_OFFSET, "out of memory");
+		return NULL;
+	}
+	const struct hparams *hp = &fm->m.hp;
+	c->fm = fm;
+	c->n_ctx = n_ctx;
+	c->n_batch = n_ctx < FM_DEFAULT_BATCH ? n_ctx : FM_DEFAULT_BATCH;
+	c->kv = kv_new(hp->n_layer, hp->n_head_kv, hp->head_dim, n_ctx, KV_F32, &fm->mem, err);
+	if (!c->kv)
+		goto fail;
+	c->fwd = fwd_new(&fm->m, fm->k, fm->pool, c->kv, c->n_batch, &fm->mem, err);
+	if (!c->fwd || api_stream_attach(fm, c, err))
+		goto fail;
+	return c;
+fail:
+	fm_ctx_free(c);
+	return NULL;
+}
+
+void fm_ctx_free(struct fm_ctx *c)
+{
+	if (!c)
+		return;
+	fwd_free(c->fwd);
+	kv_free(c->kv);
+	free(c);
+}
+
+int fm_ctx_n_past(const struct fm_ctx *c)
+{
+	return c->n_past;
+}
+
+int fm_ctx_truncate(struct fm_ctx *c, int n_keep)
+{
+	if (n_keep < 0 || n_keep > c->n_past)
+		return FM_EINVAL;
+	c->n_past = n_keep;
+	return 0;
+}
+
+int fm_eval(struct fm_ctx *c, const int32_t *tokens, int n, float *logits, bool all_logits,
+	    struct fm_error *err)
+{
+	if (n <= 0)
+		return fm_err(err, FM_EINVAL, NULL, FM_NO_OFFSET, "no tokens to evaluate");
+	if (c->n_past + n > c->n_ctx)
+		return fm_err(err, FM_ERANGE, NULL, FM_NO_OFFSET,
+			      "context full: %d tokens + %d new > context size %d", c->n_past, n,
+			      c->n_ctx);
+	struct fm_stats *st = &c->fm->stats;
+	int n_vocab = c->fm->m.hp.n_vocab;
+	double t0 = fm_now_s();
+	for (int i = 0; i < n; i += c->n_batch) {
+		int nb = n - i < c->n_batch ? n - i : c->n_batch;
+		bool last = i + nb == n;
+		float *out = NULL;
+		if (logits && all_logits)
+			out = logits + (size_t)i * n_vocab;
+		else if (logits && last)
+			out = logits;
+		int rc = fwd_batch(c->fwd, tokens + i, nb, c->n_past, out, all_logits, err);
+		if (rc)
+			return rc;
+		c->n_past += nb;
+	}
+	double dt = fm_now_s() - t0;
+	if (n > 1) {
+		st->n_prompt_tokens += (uint64_t)n;
+		st->prompt_s += dt;
+	} else {
+		st->n_gen_tokens += 1;
+		st->gen_s += dt;
+	}
+	return 0;
+}
+
+void fm_get_stats(const struct fm_model *fm, struct fm_stats *out)
+{
+	*out = fm->stats;
+	out->mem_peak_bytes = fm->mem.peak_bytes;
+	out->mem_budget_bytes = fm->mem.budget_bytes;
+	api_stream_stats(fm, out);
+}
+
+void fm_reset_stats(struct fm_model *fm)
+{
+	memset(&fm->stats, 0, sizeof(fm->stats));
+	if (fm->experts)
+		experts_reset_stats(fm->experts);
+}
+
+const char *fm_type_name(int type)
+{
+	const struct ggml_type_traits *t = ggml_type_get((uint32_t)type);
+	return t ? t->name : NULL;
+}
+
+int fm_type_from_name(const char *name)
+{
+	for (int t = 0; t < GGML_TYPE_COUNT; t++) {
+		const struct ggml_type_traits *tr = ggml_type_get((uint32_t)t);
+		if (tr && !strcasecmp(tr->name, name))
+			return t;
+	}
+	return -1;
+}
+
+#define APPEND(...)                                                              \
+	do {                                                                     \
+		int w_ = snprintf(buf + (len < cap ? len : cap), len < cap ? cap - len : 0, \
+				  __VA_ARGS__);                                  \
+		if (w_ > 0)                                                      \
+			len += (size_t)w_;                                       \
+	} while (0)
+
+size_t fm_model_describe(const struct fm_model *fm, char *buf, size_t cap)
+{
+	const struct fm_model_info *in = &fm->info;
+	size_t len = 0;
+	if (cap)
+		buf[0] = 0;
+	APPEND("architecture: %s\nname: %s\n", in->arch, in->name);
+	APPEND("layers %d, hidden %d, heads %d (kv %d), head_dim %d, vocab %d, context %d\n",
+	       in->n_layer, in->n_embd, in->n_head, in->n_head_kv, in->head_dim, in->n_vocab,
+	       in->n_ctx_train);
+	APPEND("experts %d (%d used per token), expert width %d\n", in->n_expert,
+	       in->n_expert_used, in->n_ff_expert);
+	APPEND("parameters: %.3f M; tensor bytes: %.2f MiB total, %.2f MiB experts (%.1f%%), "
+	       "%.2f MiB dense\n",
+	       in->n_params / 1e6, in->bytes_total / 1048576.0, in->bytes_expert / 1048576.0,
+	       in->bytes_total ? 100.0 * in->bytes_expert / in->bytes_total : 0.0,
+	       in->bytes_dense / 1048576.0);
+	uint64_t by_type[GGML_TYPE_COUNT] = { 0 }, n_by_type[GGML_TYPE_COUNT] = { 0 };
+	for (uint64_t i = 0; i < gguf_n_tensors(fm->file); i++) {
+		const struct gguf_tensor_info *t = gguf_tensor(fm->file, i);
+		by_type[t->type] += t->size_bytes;
+		n_by_type[t->type]++;
+	}
+	for (int t = 0; t < GGML_TYPE_COUNT; t++)
+		if (n_by_type[t])
+			APPEND("  type %-5s: %4llu tensors, %10.2f MiB\n", fm_type_name(t),
+			       (unsigned long long)n_by_type[t], by_type[t] / 1048576.0);
+	APPEND("tensors:\n");
+	for (uint64_t i = 0; i < gguf_n_tensors(fm->file); i++) {
+		const struct gguf_tensor_info *t = gguf_tensor(fm->file, i);
+		APPEND("  %-32s %-5s [%llu, %llu, %llu] %.2f KiB\n", t->name_z, fm_type_name((int)t->type),
+		       (unsigned long long)t->ne[0], (unsigned long long)t->ne[1],
+		       (unsigned long long)t->ne[2], t->size_bytes / 1024.0);
+	}
+	return len;
+}

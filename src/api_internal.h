@@ -1,0 +1,56 @@
+/* api_internal.h: the structs behind the public handles, shared by the
+ * api*.c files only. */
+#ifndef FM_API_INTERNAL_H
+#define FM_API_INTERNAL_H
+
+#include "flashmoe.h"
+#include "forward.h"
+#include "gguf.h"
+#include "kv.h"
+#include "model.h"
+#include "pool.h"
+#include "util.h"
+
+struct io_engine;
+struct experts;
+struct experts_trace;
+
+struct tok;
+
+struct fm_model {
+	struct fm_model_params params;
+	struct fm_mem mem;
+	const struct kernels *k;
+	struct gguf_file *file;
+	struct model m;
+	bool loaded;
+	struct tok *tok;
+	struct pool *pool;
+	struct fm_model_info info;
+	char name[256];
+	struct fm_stats stats;
+	/* expert streaming */
+	bool streaming;
+	struct io_engine *io;
+	struct experts *experts;       /* made by the first context */
+	struct experts_trace *trace;
+};
+
+/* Streaming setup (api_stream.c). */
+int api_stream_open(struct fm_model *fm, const char *path, struct fm_error *err);
+int api_stream_attach(struct fm_model *fm, struct fm_ctx *c, struct fm_error *err);
+void api_stream_close(struct fm_model *fm);
+void api_stream_stats(const struct fm_model *fm, struct fm_stats *out);
+
+struct fm_ctx {
+	struct fm_model *fm;
+	struct kv_cache *kv;
+	struct fwd *fwd;
+	int n_ctx, n_batch, n_past;
+};
+
+/* Load / free the model's tokenizer (api_tokens.c). */
+int api_tokenizer_open(struct fm_model *fm, struct fm_error *err);
+void api_tokenizer_close(struct fm_model *fm);
+
+#endif

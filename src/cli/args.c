@@ -1,0 +1,225 @@
+/* args.c: argument parsing shared by the subcommands. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+bool cli_int(const char *cmd, const char *flag, const char *s, long lo, long hi, int *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi) {
+		fprintf(stderr, "flashmoe %s: %s expects an integer in [%ld, %ld], got '%s'\n", cmd,
+			flag, lo, hi, s);
+		return false;
+	}
+	*out = (int)v;
+	return true;
+}
+
+bool cli_u64(const char *cmd, const char *flag, const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-') {
+		fprintf(stderr, "flashmoe %s: %s expects a non-negative integer, got '%s'\n", cmd,
+			flag, s);
+		return false;
+	}
+	*out = v;
+	return true;
+}
+
+bool cli_float(const char *cmd, const char *flag, const char *s, double lo, double hi, float *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end || !(v >= lo && v <= hi)) {
+		fprintf(stderr, "flashmoe %s: %s expects a number in [%g, %g], got '%s'\n", cmd, flag,
+			lo, hi, s);
+		return false;
+	}
+	*out = (float)v;
+	return true;
+}
+
+bool cli_size(const char *cmd, const char *flag, const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	double mul = 1;
+	if (end != s && *end) {
+		switch (*end) {
+		case 'k': case 'K': mul = 1024.0; break;
+		case 'm': case 'M': mul = 1048576.0; break;
+		case 'g': case 'G': mul = 1073741824.0; break;
+		case 't': case 'T': mul = 1099511627776.0; break;
+		default: mul = 0;
+		}
+		end++;
+		if (*end == 'i')
+			end++;
+		if (*end == 'B' || *end == 'b')
+			end++;
+	}
+	if (errno || end == s || *end || mul == 0 || !(v > 0) || v * mul > 1e18) {
+		fprintf(stderr, "flashmoe %s: %s expects a size such as 3G or 512M, got '%s'\n", cmd,
+			flag, s);
+		return false;
+	}
+	*out = (uint64_t)(v * mul);
+	return true;
+}
+
+bool cli_ids(const char *cmd, const char *s, int32_t **ids, int *n)
+{
+	size_t cap = 1;
+	for (const char *p = s; *p; p++)
+		cap += *p == ',';
+	int32_t *v = malloc(cap * sizeof(int32_t));
+	if (!v)
+		return false;
+	int k = 0;
+	const char *p = s;
+	while (*p) {
+		char *end;
+		errno = 0;
+		long x = strtol(p, &end, 10);
+		if (errno || end == p || x < 0 || x > INT32_MAX || (*end && *end != ',')) {
+			fprintf(stderr, "flashmoe %s: --token-ids expects ids like 1,2,3, got '%s'\n",
+				cmd, s);
+			free(v);
+			return false;
+		}
+		v[k++] = (int32_t)x;
+		p = *end ? end + 1 : end;
+	}
+	if (k == 0) {
+		fprintf(stderr, "flashmoe %s: --token-ids is empty\n", cmd);
+		free(v);
+		return false;
+	}
+	*ids = v;
+	*n = k;
+	return true;
+}
+
+const char *cli_next(const char *cmd, int argc, char **argv, int *i)
+{
+	if (*i + 1 >= argc) {
+		fprintf(stderr, "flashmoe %s: %s needs a value\n", cmd, argv[*i]);
+		return NULL;
+	}
+	return argv[++*i];
+}
+
+void cli_model_opts_init(struct cli_model_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	fm_model_params_default(&o->mp);
+}
+
+int cli_model_opt(const char *cmd, struct cli_model_opts *o, int argc, char **argv, int *i)
+{
+	const char *a = argv[*i], *v;
+	if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+		if (!(v = cli_next(cmd, argc, argv, i)))
+			return -1;
+		o->model = v;
+	} else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+		if (!(v = cli_next(cmd, argc, argv, i)) || !cli_int(cmd, a, v, 1, 1024, &o->mp.n_threads))
+			return -1;
+	} else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
+		if (!(v = cli_next(cmd, argc, argv, i)) || !cli_int(cmd, a, v, 1, 1 << 24, &o->n_ctx))
+			return -1;
+	} else if (!strcmp(a, "--mem")) {
+		if (!(v = cli_next(cmd, argc, argv, i)) || !cli_size(cmd, a, v, &o->mp.mem_bytes))
+			return -1;
+	} else if (!strcmp(a, "--isa")) {
+		if (!(v = cli_next(cmd, argc, argv, i)))
+			return -1;
+		o->mp.isa = v;
+	} else if (!strcmp(a, "--experts-per-token")) {
+		if (!(v = cli_next(cmd, argc, argv, i)) ||
+		    !cli_int(cmd, a, v, 1, 4096, &o->mp.n_expert_used))
+			return -1;
+	} else if (!strcmp(a, "--io")) {
+		if (!(v = cli_next(cmd, argc, argv, i)))
+			return -1;
+		o->mp.io = v;
+	} else if (!strcmp(a, "--prefetch")) {
+		if (!(v = cli_next(cmd, argc, argv, i)))
+			return -1;
+		if (strcmp(v, "on") && strcmp(v, "off")) {
+			fprintf(stderr, "flashmoe %s: --prefetch expects on or off, got '%s'\n", cmd, v);
+			return -1;
+		}
+		o->mp.prefetch = !strcmp(v, "on");
+	} else if (!strcmp(a, "--stream")) {
+		o->mp.stream = true;
+	} else if (!strcmp(a, "--cache-policy")) {
+		if (!(v = cli_next(cmd, argc, argv, i)))
+			return -1;
+		o->mp.cache_policy = v;
+	} else if (!strcmp(a, "--trace-experts")) {
+		if (!(v = cli_next(cmd, argc, argv, i)))
+			return -1;
+		o->mp.trace_experts = v;
+	} else if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) {
+		o->mp.verbose = true;
+	} else {
+		return 0;
+	}
+	return 1;
+}
+
+void cli_print_stats(struct fm_model *m)
+{
+	struct fm_stats st;
+	fm_get_stats(m, &st);
+	fprintf(stderr, "prompt: %llu tokens in %.3f s (%.2f tok/s); generation: %llu tokens in %.3f s (%.2f tok/s)\n",
+		(unsigned long long)st.n_prompt_tokens, st.prompt_s,
+		st.prompt_s > 0 ? st.n_prompt_tokens / st.prompt_s : 0.0,
+		(unsigned long long)st.n_gen_tokens, st.gen_s,
+		st.gen_s > 0 ? st.n_gen_tokens / st.gen_s : 0.0);
+	fprintf(stderr, "memory: %.1f MiB peak counted, budget %s%.0f MiB\n", st.mem_peak_bytes / 1048576.0,
+		st.mem_budget_bytes ? "" : "none ", st.mem_budget_bytes / 1048576.0);
+	if (!st.cache_slots) {
+		fprintf(stderr, "experts: %s (no streaming)\n", st.io_mode ? st.io_mode : "resident");
+		return;
+	}
+	double t = st.prompt_s + st.gen_s;
+	fprintf(stderr,
+		"experts: io %s, cache %llu slots (%.1f MiB); lookups %llu, hits %llu (%.1f%%), misses %llu\n"
+		"         read %.1f MiB in %.3f s busy (%.2f GB/s); waited %.3f s of %.3f s (%.0f%%)\n"
+		"         prefetch: guesses right %.1f%%, reads %llu, used %llu, wasted %.1f MiB\n",
+		st.io_mode, (unsigned long long)st.cache_slots, st.cache_bytes / 1048576.0,
+		(unsigned long long)st.expert_lookups, (unsigned long long)st.expert_hits,
+		st.expert_lookups ? 100.0 * st.expert_hits / st.expert_lookups : 0.0,
+		(unsigned long long)st.expert_misses, st.bytes_read / 1048576.0, st.read_s,
+		st.read_s > 0 ? st.bytes_read / st.read_s / 1e9 : 0.0, st.io_wait_s, t,
+		t > 0 ? 100.0 * st.io_wait_s / t : 0.0,
+		st.prefetch_guesses ? 100.0 * st.prefetch_guess_hits / st.prefetch_guesses : 0.0,
+		(unsigned long long)st.prefetch_issued, (unsigned long long)st.prefetch_used,
+		st.prefetch_wasted_bytes / 1048576.0);
+}
+
+struct fm_model *cli_open_model(const char *cmd, const struct cli_model_opts *o)
+{
+	const char *path = o->model;
+	if (!path) {
+		fprintf(stderr, "flashmoe %s: no model given (-m FILE)\n", cmd);
+		return NULL;
+	}
+	struct fm_error err = { 0 };
+	struct fm_model *m = fm_model_open(path, &o->mp, &err);
+	if (!m)
+		fprintf(stderr, "flashmoe %s: %s\n", cmd, err.msg);
+	return m;
+}

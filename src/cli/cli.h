@@ -1,0 +1,47 @@
+/* cli.h: the flashmoe command's subcommands and shared argument helpers.
+ * Each subcommand is int cmd_X(int argc, char **argv) with argv[0] = "X";
+ * returns the process exit status. The CLI uses only flashmoe.h. */
+#ifndef FM_CLI_H
+#define FM_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "flashmoe.h"
+
+int cmd_generate(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_gen_tiny(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_detokenize(int argc, char **argv);
+int cmd_cache_sim(int argc, char **argv);
+
+/* Argument helpers: print "flashmoe CMD: ..." and return false on bad input. */
+bool cli_int(const char *cmd, const char *flag, const char *s, long lo, long hi, int *out);
+bool cli_u64(const char *cmd, const char *flag, const char *s, uint64_t *out);
+bool cli_float(const char *cmd, const char *flag, const char *s, double lo, double hi, float *out);
+/* "3G", "512M", "1.5G", "100000" -> bytes. */
+bool cli_size(const char *cmd, const char *flag, const char *s, uint64_t *out);
+/* "1,2,3" -> ids (malloc'd, *n set). */
+bool cli_ids(const char *cmd, const char *s, int32_t **ids, int *n);
+/* The value after a flag, or an error when argv ends. */
+const char *cli_next(const char *cmd, int argc, char **argv, int *i);
+
+/* Common model options (-m, -t, --mem, --isa, --experts-per-token, --io,
+ * --prefetch, --verbose, -c); returns 1 if argv[*i] was one of them (consumed),
+ * 0 if not, -1 on error. */
+struct cli_model_opts {
+	const char *model;
+	int n_ctx;
+	struct fm_model_params mp;
+};
+void cli_model_opts_init(struct cli_model_opts *o);
+int cli_model_opt(const char *cmd, struct cli_model_opts *o, int argc, char **argv, int *i);
+/* Open the model (the default model when o->model is NULL); prints errors. */
+struct fm_model *cli_open_model(const char *cmd, const struct cli_model_opts *o);
+/* --stats: speed, memory and expert-cache statistics to stderr. */
+void cli_print_stats(struct fm_model *m);
+
+#endif

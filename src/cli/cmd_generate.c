@@ -1,0 +1,187 @@
+/* cmd_generate.c: flashmoe generate, continue a prompt. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage_text[] =
+	"usage: flashmoe generate -m MODEL (-p TEXT | --token-ids 1,2,3) [-n N] [--temp T] [--top-k K]\n"
+	"       [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--ids] [--stats]\n"
+	"       [-t N] [-c CTX] [--mem SIZE] [--isa ref|avx2|avx512] [--experts-per-token K]\n"
+	"       [--io uring|pread|buffered|mmap] [--prefetch on|off] [--stream] [--cache-policy lru|lfu|arc]\n"
+	"       [--trace-experts FILE] [--verbose]\n";
+
+struct gen_opts {
+	struct cli_model_opts mo;
+	struct fm_sampler_params sp;
+	const char *prompt, *ids_s;
+	int n_predict;
+	bool print_ids, stats;
+};
+
+static int parse(struct gen_opts *g, int argc, char **argv)
+{
+	const char *v;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		int r = cli_model_opt("generate", &g->mo, argc, argv, &i);
+		if (r < 0)
+			return -1;
+		if (r > 0)
+			continue;
+		if (!strcmp(a, "--ids")) {
+			g->print_ids = true;
+			continue;
+		}
+		if (!strcmp(a, "--stats")) {
+			g->stats = true;
+			continue;
+		}
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			fputs(usage_text, stdout);
+			exit(0);
+		}
+		if (!(v = cli_next("generate", argc, argv, &i)))
+			return -1;
+		bool ok = true;
+		if (!strcmp(a, "-p") || !strcmp(a, "--prompt"))
+			g->prompt = v;
+		else if (!strcmp(a, "--token-ids"))
+			g->ids_s = v;
+		else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict"))
+			ok = cli_int("generate", a, v, 0, 1 << 24, &g->n_predict);
+		else if (!strcmp(a, "--temp"))
+			ok = cli_float("generate", a, v, 0, 100, &g->sp.temp);
+		else if (!strcmp(a, "--top-k"))
+			ok = cli_int("generate", a, v, 0, 1 << 24, &g->sp.top_k);
+		else if (!strcmp(a, "--top-p"))
+			ok = cli_float("generate", a, v, 0, 1, &g->sp.top_p);
+		else if (!strcmp(a, "--min-p"))
+			ok = cli_float("generate", a, v, 0, 1, &g->sp.min_p);
+		else if (!strcmp(a, "--repeat-penalty"))
+			ok = cli_float("generate", a, v, 0.01, 100, &g->sp.repeat_penalty);
+		else if (!strcmp(a, "--seed"))
+			ok = cli_u64("generate", a, v, &g->sp.seed);
+		else {
+			fprintf(stderr, "flashmoe generate: unknown option '%s'\n%s", a, usage_text);
+			return -1;
+		}
+		if (!ok)
+			return -1;
+	}
+	if (!g->prompt == !g->ids_s) {
+		fprintf(stderr, "flashmoe generate: give exactly one of -p TEXT or --token-ids\n%s",
+			usage_text);
+		return -1;
+	}
+	return 0;
+}
+
+static int prompt_ids(const struct gen_opts *g, struct fm_model *m, int32_t **ids, int *n)
+{
+	if (g->ids_s)
+		return cli_ids("generate", g->ids_s, ids, n) ? 0 : -1;
+	size_t len = strlen(g->prompt);
+	int cap = (int)len + 8;
+	*ids = malloc((size_t)cap * sizeof(int32_t));
+	if (!*ids)
+		return -1;
+	*n = fm_tokenize(m, g->prompt, len, *ids, cap, true);
+	if (*n == FM_EUNSUPPORTED) {
+		fprintf(stderr, "flashmoe generate: the model has no tokenizer; use --token-ids\n");
+		return -1;
+	}
+	if (*n > cap) {
+		fprintf(stderr, "flashmoe generate: the prompt needs %d tokens (more than %d)\n", *n, cap);
+		return -1;
+	}
+	if (*n <= 0) {
+		fprintf(stderr, "flashmoe generate: the prompt gives no tokens\n");
+		return -1;
+	}
+	return 0;
+}
+
+static void emit(struct fm_model *m, int32_t tok, bool as_id, bool first)
+{
+	if (as_id) {
+		printf(first ? "%d" : " %d", tok);
+	} else {
+		size_t len;
+		const char *b = fm_token_bytes(m, tok, &len);
+		if (b)
+			fwrite(b, 1, len, stdout);
+	}
+	fflush(stdout);
+}
+
+/* FNV-1a over the logits' bits: a fingerprint for golden comparisons. */
+static uint64_t logits_hash(const float *x, int n)
+{
+	uint64_t h = 1469598103934665603ull;
+	const unsigned char *p = (const unsigned char *)x;
+	for (size_t i = 0; i < (size_t)n * sizeof(float); i++)
+		h = (h ^ p[i]) * 1099511628211ull;
+	return h;
+}
+
+static void print_stats(struct fm_model *m, const float *logits, int n_vocab)
+{
+	fputc('\n', stderr);
+	cli_print_stats(m);
+	fprintf(stderr, "final logits hash %016llx\n", (unsigned long long)logits_hash(logits, n_vocab));
+}
+
+int cmd_generate(int argc, char **argv)
+{
+	struct gen_opts g = { .n_predict = 64 };
+	cli_model_opts_init(&g.mo);
+	fm_sampler_params_default(&g.sp);
+	if (parse(&g, argc, argv))
+		return 2;
+	int32_t *ids = NULL;
+	int n = 0, rc = 1;
+	float *logits = NULL;
+	struct fm_ctx *c = NULL;
+	struct fm_sampler *s = NULL;
+	struct fm_error err = { 0 };
+	struct fm_model *m = cli_open_model("generate", &g.mo);
+	if (!m || prompt_ids(&g, m, &ids, &n))
+		goto out;
+	int n_vocab = fm_model_get_info(m)->n_vocab;
+	int n_ctx = g.mo.n_ctx ? g.mo.n_ctx : n + g.n_predict;
+	c = fm_ctx_new(m, n_ctx, &err);
+	logits = malloc((size_t)n_vocab * sizeof(float));
+	s = fm_sampler_new(&g.sp, n_vocab);
+	if (!c || !logits || !s) {
+		fprintf(stderr, "flashmoe generate: %s\n", c ? "out of memory" : err.msg);
+		goto out;
+	}
+	if (fm_eval(c, ids, n, logits, false, &err))
+		goto eval_fail;
+	for (int i = 0; i < g.n_predict; i++) {
+		int32_t tok = fm_sampler_sample(s, logits);
+		if (fm_token_is_eog(m, tok))
+			break;
+		emit(m, tok, g.print_ids, i == 0);
+		if (i + 1 == g.n_predict || fm_ctx_n_past(c) >= n_ctx)
+			break;
+		if (fm_eval(c, &tok, 1, logits, false, &err))
+			goto eval_fail;
+	}
+	printf("\n");
+	if (g.stats)
+		print_stats(m, logits, n_vocab);
+	rc = 0;
+	goto out;
+eval_fail:
+	fprintf(stderr, "flashmoe generate: %s\n", err.msg);
+out:
+	fm_sampler_free(s);
+	free(logits);
+	fm_ctx_free(c);
+	fm_model_close(m);
+	free(ids);
+	return rc;
+}

@@ -1,0 +1,31 @@
+/* forward.h: tokens through the layers (architectures.md §5): a batch of
+ * prompt tokens (matrix-matrix) or one generated token, the same code. */
+#ifndef FM_FORWARD_H
+#define FM_FORWARD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kv.h"
+#include "matmul.h"
+#include "model.h"
+#include "pool.h"
+
+struct fwd;
+
+/* Scratch for batches of up to n_batch tokens and contexts of n_ctx. */
+struct fwd *fwd_new(const struct model *m, const struct kernels *k, struct pool *pool,
+		    struct kv_cache *kv, int n_batch, struct fm_mem *mem, struct fm_error *err);
+void fwd_free(struct fwd *f);
+struct experts;
+struct experts_trace;
+/* Read routed experts through the store x (NULL: from the mapping), write
+ * routing decisions to trace (may be NULL), prefetch the next layer's guess. */
+void fwd_set_experts(struct fwd *f, struct experts *x, struct experts_trace *trace, bool prefetch);
+
+/* Run tokens[0..n) at positions pos0.. (n <= n_batch, pos0 + n <= n_ctx).
+ * logits: NULL, the last token's n_vocab logits, or all n x n_vocab. */
+int fwd_batch(struct fwd *f, const int32_t *tokens, int n, int pos0, float *logits,
+	      bool all_logits, struct fm_error *err);
+
+#endif

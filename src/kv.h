@@ -1,0 +1,40 @@
+/* kv.h: the KV cache of the attention layers, behind one interface so that
+ * formats (f32, f16 now; TurboQuant-compressed later) are interchangeable.
+ *
+ * Layout: per layer and KV head, positions [0, n_ctx) of head_dim values each.
+ * K is stored after k_norm and RoPE (architectures.md §11.12). Attention reads
+ * the cache only through kv_attend, so a compressed format can score queries
+ * against its own representation. */
+#ifndef FM_KV_H
+#define FM_KV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+enum kv_type { KV_F32, KV_F16 };
+
+struct kv_cache;
+
+/* NULL when the budget or the OS refuses (err filled). */
+struct kv_cache *kv_new(int n_layer, int n_head_kv, int head_dim, int n_ctx, enum kv_type type,
+			struct fm_mem *mem, struct fm_error *err);
+void kv_free(struct kv_cache *kv);
+size_t kv_bytes(const struct kv_cache *kv);
+int kv_n_ctx(const struct kv_cache *kv);
+/* -1 if name is unknown. */
+int kv_type_from_name(const char *name);
+
+/* Store one position's K and V for all KV heads of a layer:
+ * k, v are [n_head_kv][head_dim]. */
+void kv_store(struct kv_cache *kv, int layer, int pos, const float *k, const float *v);
+
+/* Causal attention of n_rep query heads that share KV head h, over positions
+ * [0, n_pos): out[r] = sum_t softmax_t(q[r] . K[t] * scale) V[t].
+ * q, out: [n_rep][head_dim]; scratch: n_pos floats. Thread-safe for distinct
+ * (out, scratch). */
+void kv_attend(const struct kv_cache *kv, int layer, int h, const float *q, int n_rep,
+	       int n_pos, float scale, float *out, float *scratch);
+
+#endif

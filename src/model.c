@@ -1,0 +1,407 @@
+/* model.c: hyperparameters and tensor binding for qwen3moe GGUF files
+ * (architectures.md §5, §9). Every shape is read from the file and checked. */
+#include "model.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kernels/kernels.h"
+
+struct loader {
+	struct model *m;
+	struct gguf_file *f;
+	struct fm_error *err;
+	const char *path;
+	size_t f32_used, f32_cap; /* into m->f32_copies */
+};
+
+static int get_u32_req(struct loader *ld, const char *suffix, int *out)
+{
+	char key[128];
+	snprintf(key, sizeof(key), "%s.%s", ld->m->hp.arch_name, suffix);
+	uint32_t v;
+	int rc = gguf_get_u32(ld->f, key, &v, ld->err);
+	if (rc == FM_ENOTFOUND)
+		return fm_err(ld->err, FM_EFORMAT, ld->path, FM_NO_OFFSET,
+			      "missing metadata key '%s'", key);
+	if (rc)
+		return rc;
+	if (v == 0 || v > (1u << 30))
+		return fm_err(ld->err, FM_EFORMAT, ld->path, FM_NO_OFFSET,
+			      "metadata '%s' = %u is out of range", key, v);
+	*out = (int)v;
+	return 0;
+}
+
+static int get_u32_opt(struct loader *ld, const char *suffix, int *out, int dflt)
+{
+	int rc = get_u32_req(ld, suffix, out);
+	if (rc == FM_EFORMAT) {
+		char key[128];
+		snprintf(key, sizeof(key), "%s.%s", ld->m->hp.arch_name, suffix);
+		if (gguf_find_key(ld->f, key) < 0) {
+			*out = dflt;
+			return 0;
+		}
+	}
+	return rc;
+}
+
+static int get_f32_opt(struct loader *ld, const char *suffix, float *out, float dflt)
+{
+	char key[128];
+	snprintf(key, sizeof(key), "%s.%s", ld->m->hp.arch_name, suffix);
+	int rc = gguf_get_f32(ld->f, key, out, ld->err);
+	if (rc == FM_ENOTFOUND) {
+		*out = dflt;
+		return 0;
+	}
+	return rc;
+}
+
+static int read_hparams(struct loader *ld, int n_expert_used)
+{
+	struct hparams *hp = &ld->m->hp;
+	int rc = 0;
+	rc = rc ? rc : get_u32_req(ld, "block_count", &hp->n_layer);
+	rc = rc ? rc : get_u32_req(ld, "embedding_length", &hp->n_embd);
+	rc = rc ? rc : get_u32_req(ld, "attention.head_count", &hp->n_head);
+	rc = rc ? rc : get_u32_opt(ld, "attention.head_count_kv", &hp->n_head_kv, hp->n_head);
+	rc = rc ? rc : get_u32_opt(ld, "attention.key_length", &hp->head_dim,
+				   hp->n_head ? hp->n_embd / hp->n_head : 0);
+	rc = rc ? rc : get_u32_opt(ld, "rope.dimension_count", &hp->n_rot, hp->head_dim);
+	rc = rc ? rc : get_u32_req(ld, "expert_count", &hp->n_expert);
+	rc = rc ? rc : get_u32_req(ld, "expert_used_count", &hp->n_expert_used);
+	rc = rc ? rc : get_u32_opt(ld, "expert_feed_forward_length", &hp->n_ff_exp, 0);
+	rc = rc ? rc : get_u32_opt(ld, "context_length", &hp->n_ctx_train, 4096);
+	rc = rc ? rc : get_f32_opt(ld, "attention.layer_norm_rms_epsilon", &hp->rms_eps, 1e-6f);
+	rc = rc ? rc : get_f32_opt(ld, "rope.freq_base", &hp->rope_theta, 10000.0f);
+	if (rc)
+		return rc;
+	int v_len;
+	rc = get_u32_opt(ld, "attention.value_length", &v_len, hp->head_dim);
+	if (rc)
+		return rc;
+	if (v_len != hp->head_dim)
+		return fm_err(ld->err, FM_EUNSUPPORTED, ld->path, FM_NO_OFFSET,
+			      "value_length %d != key_length %d is not supported", v_len,
+			      hp->head_dim);
+	if (hp->n_head % hp->n_head_kv || hp->n_rot > hp->head_dim || hp->n_rot % 2 ||
+	    hp->n_expert_used > hp->n_expert)
+		return fm_err(ld->err, FM_EFORMAT, ld->path, FM_NO_OFFSET,
+			      "inconsistent hyperparameters: heads %d, kv heads %d, rot %d, head_dim %d, experts %d used %d",
+			      hp->n_head, hp->n_head_kv, hp->n_rot, hp->head_dim, hp->n_expert,
+			      hp->n_expert_used);
+	if (n_expert_used > 0) {
+		if (n_expert_used > hp->n_expert)
+			return fm_err(ld->err, FM_EINVAL, NULL, FM_NO_OFFSET,
+				      "--experts-per-token %d exceeds the model's %d experts",
+				      n_expert_used, hp->n_expert);
+		hp->n_expert_used = n_expert_used;
+	}
+	hp->norm_topk = true;
+	bool b;
+	char key[128];
+	snprintf(key, sizeof(key), "%s.expert_weights_norm", hp->arch_name);
+	if (gguf_get_bool(ld->f, key, &b, NULL) == 0)
+		hp->norm_topk = b;
+	return 0;
+}
+
+/* Look up a tensor and check its type is usable and its shape is ne[]. */
+static const struct gguf_tensor_info *find_tensor(struct loader *ld, const char *name,
+						  int n_dims, const int64_t *ne, bool required,
+						  int64_t *index)
+{
+	int64_t i = gguf_find_tensor(ld->f, name);
+	if (i < 0) {
+		if (required)
+			fm_err(ld->err, FM_EFORMAT, ld->path, FM_NO_OFFSET,
+			       "missing tensor '%s'", name);
+		else if (ld->err)
+			ld->err->code = 0;
+		return NULL;
+	}
+	const struct gguf_tensor_info *t = gguf_tensor(ld->f, (uint64_t)i);
+	for (int d = 0; d < GGUF_MAX_DIMS; d++) {
+		int64_t want = d < n_dims ? ne[d] : 1;
+		if ((int64_t)t->ne[d] != want) {
+			fm_err(ld->err, FM_EFORMAT, ld->path, t->offset,
+			       "tensor '%s': dim %d is %llu, expected %lld", name, d,
+			       (unsigned long long)t->ne[d], (long long)want);
+			return NULL;
+		}
+	}
+	if (index)
+		*index = i;
+	return t;
+}
+
+static int bind_qmat(struct loader *ld, struct qmat *q, const char *name, int n_cols, int n_rows,
+		     bool required)
+{
+	int64_t ne[2] = { n_cols, n_rows }, idx;
+	const struct gguf_tensor_info *t = find_tensor(ld, name, 2, ne, required, &idx);
+	if (!t)
+		return required ? ld->err->code : FM_ENOTFOUND;
+	const struct kernels *k = kernels_get(KERNEL_ISA_REF);
+	if (!k->fmt[t->type].vec_dot)
+		return fm_err(ld->err, FM_EUNSUPPORTED, ld->path, t->offset,
+			      "tensor '%s': type %s is not supported for matrices", name,
+			      ggml_type_get(t->type) ? ggml_type_get(t->type)->name : "?");
+	q->type = (enum ggml_type)t->type;
+	q->n_cols = n_cols;
+	q->n_rows = n_rows;
+	q->row_bytes = ggml_row_bytes(t->type, (uint64_t)n_cols);
+	q->data = gguf_tensor_data(ld->f, (uint64_t)idx);
+	ld->m->bytes_dense += t->size_bytes;
+	return 0;
+}
+
+static int bind_exps(struct loader *ld, struct qexps *q, const char *name, int n_cols,
+		     int n_rows, int n_expert)
+{
+	int64_t ne[3] = { n_cols, n_rows, n_expert }, idx;
+	const struct gguf_tensor_info *t = find_tensor(ld, name, 3, ne, true, &idx);
+	if (!t)
+		return ld->err->code;
+	if (!kernels_get(KERNEL_ISA_REF)->fmt[t->type].vec_dot)
+		return fm_err(ld->err, FM_EUNSUPPORTED, ld->path, t->offset,
+			      "tensor '%s': type %u is not supported for experts", name, t->type);
+	q->type = (enum ggml_type)t->type;
+	q->n_cols = n_cols;
+	q->n_rows = n_rows;
+	q->row_bytes = ggml_row_bytes(t->type, (uint64_t)n_cols);
+	q->expert_bytes = q->row_bytes * (size_t)n_rows;
+	q->data = gguf_tensor_data(ld->f, (uint64_t)idx);
+	q->file_offset = t->offset;
+	ld->m->bytes_expert += t->size_bytes;
+	return 0;
+}
+
+/* A 1-D vector as f32: a pointer into the file when it is f32, else a copy. */
+static int bind_vec(struct loader *ld, const float **out, const char *name, int n)
+{
+	int64_t ne[1] = { n }, idx;
+	const struct gguf_tensor_info *t = find_tensor(ld, name, 1, ne, true, &idx);
+	if (!t)
+		return ld->err->code;
+	const void *src = gguf_tensor_data(ld->f, (uint64_t)idx);
+	ld->m->bytes_dense += t->size_bytes;
+	if (t->type == GGML_TYPE_F32) {
+		*out = src;
+		return 0;
+	}
+	const struct kernels *k = kernels_get(KERNEL_ISA_REF);
+	if (!k->fmt[t->type].dequantize || ld->f32_used + (size_t)n > ld->f32_cap)
+		return fm_err(ld->err, FM_EUNSUPPORTED, ld->path, t->offset,
+			      "tensor '%s': type %u is not supported for norms", name, t->type);
+	float *dst = ld->m->f32_copies + ld->f32_used;
+	k->fmt[t->type].dequantize(src, dst, (size_t)n);
+	ld->f32_used += (size_t)n;
+	*out = dst;
+	return 0;
+}
+
+static int bind_layer(struct loader *ld, int il)
+{
+	const struct hparams *hp = &ld->m->hp;
+	struct layer_weights *l = &ld->m->w.layers[il];
+	int q_dim = hp->n_head * hp->head_dim, kv_dim = hp->n_head_kv * hp->head_dim;
+	char name[96];
+	int rc = 0;
+#define NAME(s) (snprintf(name, sizeof(name), "blk.%d." s, il), name)
+	rc = rc ? rc : bind_vec(ld, &l->attn_norm, NAME("attn_norm.weight"), hp->n_embd);
+	rc = rc ? rc : bind_qmat(ld, &l->wq, NAME("attn_q.weight"), hp->n_embd, q_dim, true);
+	rc = rc ? rc : bind_qmat(ld, &l->wk, NAME("attn_k.weight"), hp->n_embd, kv_dim, true);
+	rc = rc ? rc : bind_qmat(ld, &l->wv, NAME("attn_v.weight"), hp->n_embd, kv_dim, true);
+	rc = rc ? rc : bind_qmat(ld, &l->wo, NAME("attn_output.weight"), q_dim, hp->n_embd, true);
+	rc = rc ? rc : bind_vec(ld, &l->q_norm, NAME("attn_q_norm.weight"), hp->head_dim);
+	rc = rc ? rc : bind_vec(ld, &l->k_norm, NAME("attn_k_norm.weight"), hp->head_dim);
+	rc = rc ? rc : bind_vec(ld, &l->ffn_norm, NAME("ffn_norm.weight"), hp->n_embd);
+	rc = rc ? rc : bind_qmat(ld, &l->router, NAME("ffn_gate_inp.weight"), hp->n_embd,
+				 hp->n_expert, true);
+	rc = rc ? rc : bind_exps(ld, &l->gate, NAME("ffn_gate_exps.weight"), hp->n_embd,
+				 hp->n_ff_exp, hp->n_expert);
+	rc = rc ? rc : bind_exps(ld, &l->up, NAME("ffn_up_exps.weight"), hp->n_embd,
+				 hp->n_ff_exp, hp->n_expert);
+	rc = rc ? rc : bind_exps(ld, &l->down, NAME("ffn_down_exps.weight"), hp->n_ff_exp,
+				 hp->n_embd, hp->n_expert);
+#undef NAME
+	return rc;
+}
+
+/* n_ff_exp may be absent from old files: take it from the gate tensor. */
+static int infer_ff_exp(struct loader *ld)
+{
+	struct hparams *hp = &ld->m->hp;
+	if (hp->n_ff_exp)
+		return 0;
+	int64_t i = gguf_find_tensor(ld->f, "blk.0.ffn_gate_exps.weight");
+	if (i < 0)
+		return fm_err(ld->err, FM_EFORMAT, ld->path, FM_NO_OFFSET,
+			      "missing tensor 'blk.0.ffn_gate_exps.weight'");
+	uint64_t ff = gguf_tensor(ld->f, (uint64_t)i)->ne[1];
+	if (ff == 0 || ff > (1u << 30))
+		return fm_err(ld->err, FM_EFORMAT, ld->path, FM_NO_OFFSET, "bad expert width %llu",
+			      (unsigned long long)ff);
+	hp->n_ff_exp = (int)ff;
+	return 0;
+}
+
+static int bind_globals(struct loader *ld)
+{
+	struct model *m = ld->m;
+	struct hparams *hp = &m->hp;
+	int64_t i = gguf_find_tensor(ld->f, "token_embd.weight");
+	if (i < 0)
+		return fm_err(ld->err, FM_EFORMAT, ld->path, FM_NO_OFFSET,
+			      "missing tensor 'token_embd.weight'");
+	uint64_t n_vocab = gguf_tensor(ld->f, (uint64_t)i)->ne[1];
+	if (n_vocab == 0 || n_vocab > (1u << 26))
+		return fm_err(ld->err, FM_EFORMAT, ld->path, FM_NO_OFFSET,
+			      "token_embd.weight: vocabulary of %llu rows is out of range",
+			      (unsigned long long)n_vocab);
+	hp->n_vocab = (int)n_vocab;
+	int rc = bind_qmat(ld, &m->w.tok_embd, "token_embd.weight", hp->n_embd, hp->n_vocab, true);
+	if (!rc)
+		rc = bind_vec(ld, &m->w.output_norm, "output_norm.weight", hp->n_embd);
+	if (rc)
+		return rc;
+	rc = bind_qmat(ld, &m->w.output, "output.weight", hp->n_embd, hp->n_vocab, false);
+	if (rc == FM_ENOTFOUND) { /* tied embeddings */
+		m->w.output = m->w.tok_embd;
+		rc = 0;
+	}
+	return rc;
+}
+
+int model_load(struct model *m, struct gguf_file *f, int n_expert_used, struct fm_mem *mem,
+	       struct fm_error *err)
+{
+	memset(m, 0, sizeof(*m));
+	m->file = f;
+	m->mem = mem;
+	struct loader ld = { .m = m, .f = f, .err = err, .path = gguf_path(f) };
+	struct gguf_str arch;
+	int rc = gguf_get_str(f, "general.architecture", &arch, err);
+	if (rc == FM_ENOTFOUND)
+		return fm_err(err, FM_EFORMAT, ld.path, FM_NO_OFFSET,
+			      "missing metadata key 'general.architecture'");
+	if (rc)
+		return rc;
+	if (arch.len != 8 || memcmp(arch.ptr, "qwen3moe", 8))
+		return fm_err(err, FM_EUNSUPPORTED, ld.path, FM_NO_OFFSET,
+			      "architecture '%.*s' is not supported (supported: qwen3moe)",
+			      (int)(arch.len > 64 ? 64 : arch.len), arch.ptr);
+	m->hp.arch = ARCH_QWEN3MOE;
+	snprintf(m->hp.arch_name, sizeof(m->hp.arch_name), "qwen3moe");
+	rc = read_hparams(&ld, n_expert_used);
+	if (!rc)
+		rc = infer_ff_exp(&ld);
+	if (rc)
+		return rc;
+	/* norm vectors that are not f32 need f32 copies */
+	ld.f32_cap = (size_t)m->hp.n_layer * (3u * m->hp.n_embd + 2u * m->hp.head_dim) +
+		     m->hp.n_embd;
+	m->f32_copies_bytes = ld.f32_cap * sizeof(float);
+	m->f32_copies = fm_alloc(mem, m->f32_copies_bytes);
+	m->w.layers = calloc((size_t)m->hp.n_layer, sizeof(*m->w.layers));
+	if (!m->f32_copies || !m->w.layers) {
+		rc = fm_err(err, FM_ENOMEM, ld.path, FM_NO_OFFSET, "out of memory binding tensors");
+		goto fail;
+	}
+	rc = bind_globals(&ld);
+	for (int il = 0; !rc && il < m->hp.n_layer; il++)
+		rc = bind_layer(&ld, il);
+	if (rc)
+		goto fail;
+	return 0;
+fail:
+	model_unload(m);
+	return rc;
+}
+
+void model_unload(struct model *m)
+{
+	if (!m)
+		return;
+	fm_free(m->mem, m->f32_copies, m->f32_copies_bytes);
+	for (int i = 0; m->copies && i < m->n_copies; i++)
+		fm_free(m->mem, m->copies[i].p, m->copies[i].bytes);
+	free(m->copies);
+	m->copies = NULL;
+	free(m->w.layers);
+	m->f32_copies = NULL;
+	m->w.layers = NULL;
+}
+
+/* Copy one tensor's bytes out of the mapping into counted memory with pread
+ * (then drop them from the page cache), and repoint *ptr at the copy. */
+static int copy_one(struct model *m, int fd, const uint8_t *map_base, const uint8_t **ptr,
+		    size_t bytes, struct fm_error *err)
+{
+	if (!*ptr || !bytes)
+		return 0;
+	uint64_t off = (uint64_t)(*ptr - map_base);
+	uint8_t *dst = fm_alloc(m->mem, bytes);
+	if (!dst)
+		return fm_err(err, FM_ENOMEM, gguf_path(m->file), off,
+			      "--mem budget too small for the dense weights (%.1f MiB needed so far, budget %.1f MiB)",
+			      (m->dense_copied + bytes) / 1048576.0,
+			      m->mem->budget_bytes / 1048576.0);
+	for (size_t done = 0; done < bytes;) {
+		ssize_t r = pread(fd, dst + done, bytes - done, (off_t)(off + done));
+		if (r <= 0) {
+			int e = r < 0 ? errno : EIO;
+			fm_free(m->mem, dst, bytes);
+			return fm_err(err, -e, gguf_path(m->file), off + done, "reading dense weights: %s",
+				      r < 0 ? strerror(e) : "unexpected end of file");
+		}
+		done += (size_t)r;
+	}
+	posix_fadvise(fd, (off_t)off, (off_t)bytes, POSIX_FADV_DONTNEED);
+	m->copies[m->n_copies].p = dst;
+	m->copies[m->n_copies++].bytes = bytes;
+	m->dense_copied += bytes;
+	*ptr = dst;
+	return 0;
+}
+
+static size_t qmat_bytes(const struct qmat *q)
+{
+	return q->row_bytes * (size_t)q->n_rows;
+}
+
+int model_copy_dense(struct model *m, struct fm_error *err)
+{
+	const struct gguf_tensor_info *t0 = gguf_tensor(m->file, 0);
+	const uint8_t *base = (const uint8_t *)gguf_tensor_data(m->file, 0) - t0->offset;
+	int fd = open(gguf_path(m->file), O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fm_err(err, -errno, gguf_path(m->file), FM_NO_OFFSET, "%s", strerror(errno));
+	m->copies = calloc(8 + 7u * (size_t)m->hp.n_layer, sizeof(*m->copies));
+	int rc = m->copies ? 0 : FM_ENOMEM;
+	struct model_weights *w = &m->w;
+	bool tied = w->output.data == w->tok_embd.data;
+	rc = rc ? rc : copy_one(m, fd, base, &w->tok_embd.data, qmat_bytes(&w->tok_embd), err);
+	if (tied)
+		w->output.data = w->tok_embd.data;
+	else
+		rc = rc ? rc : copy_one(m, fd, base, &w->output.data, qmat_bytes(&w->output), err);
+	for (int il = 0; !rc && il < m->hp.n_layer; il++) {
+		struct layer_weights *l = &w->layers[il];
+		struct qmat *mats[5] = { &l->wq, &l->wk, &l->wv, &l->wo, &l->router };
+		for (int i = 0; !rc && i < 5; i++)
+			rc = copy_one(m, fd, base, &mats[i]->data, qmat_bytes(mats[i]), err);
+	}
+	/* norm vectors are tiny: copy the ones still in the mapping into f32 space */
+	close(fd);
+	if (rc == FM_ENOMEM && err && !err->msg[0])
+		fm_err(err, FM_ENOMEM, NULL, FM_NO_OFFSET, "out of memory");
+	return rc;
+}

@@ -1,0 +1,18 @@
+#!/bin/sh
+# Installs the Debian packages flashmoe builds and tests with, when missing.
+# Run as root (CI, a fresh machine); otherwise prints what to install.
+PKGS="gcc make pkg-config liburing-dev libpcre2-dev libedit-dev python3 python3-numpy tmux libjson-c-dev libutf8proc-dev"
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" = 0 ]; then
+	echo "install-deps: installing$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >/dev/null && apt-get install -y -qq $missing >/dev/null || {
+		echo "install-deps: apt-get install$missing failed" >&2; exit 1; }
+else
+	echo "install-deps: missing Debian packages:$missing (run: sudo apt-get install$missing)" >&2
+	exit 1
+fi
