@@ -30,7 +30,8 @@ struct cache_policy {
 	struct cp_list lists[5];
 	/* heap (LFU, MIN), over slots */
 	uint32_t *heap, *pos, *stash, n_heap;
-	uint64_t *prio, *stamp, *count;
+	uint64_t *prio, *stamp;
+	uint32_t *count;            /* LFU: [n_keys] accesses per key, kept across evictions */
 	uint64_t age_l;             /* LFU-DA's L: priority of the last victim */
 	/* ARC, over keys */
 	uint8_t *where;
@@ -167,12 +168,18 @@ static int64_t heap_evict(struct cache_policy *p, cache_evictable_fn ok, void *c
 	return victim;
 }
 
+static void lfu_count(struct cache_policy *p, uint32_t key)
+{
+	if (p->count[key] < UINT32_MAX)
+		p->count[key]++;
+}
+
 /* Priority of a slot just accessed (LFU: L + count; MIN: the farthest next
  * use is the smallest value). */
 static void heap_access(struct cache_policy *p, uint32_t slot, uint64_t next_use)
 {
 	if (p->kind == CACHE_POLICY_LFU)
-		p->prio[slot] = p->age_l + p->count[slot];
+		p->prio[slot] = p->age_l + p->count[p->key_of_slot[slot]];
 	else
 		p->prio[slot] = UINT64_MAX - next_use;
 	p->stamp[slot] = p->tick;
@@ -287,7 +294,7 @@ struct cache_policy *cache_policy_new(enum cache_policy_kind k, uint32_t n_slots
 		     (p->stash = malloc(n_slots * sizeof(uint32_t))) &&
 		     (p->prio = malloc(n_slots * sizeof(uint64_t))) &&
 		     (p->stamp = malloc(n_slots * sizeof(uint64_t))) &&
-		     (p->count = calloc(n_slots, sizeof(uint64_t)));
+		     (k != CACHE_POLICY_LFU || (p->count = calloc(n_keys, sizeof(uint32_t))));
 	if (k == CACHE_POLICY_ARC)
 		ok = ok && (p->where = calloc(n_keys, 1)) &&
 		     (p->slot_of_key = malloc(n_keys * sizeof(uint32_t)));
@@ -332,7 +339,8 @@ void cache_policy_insert(struct cache_policy *p, uint32_t slot, uint32_t key, ui
 		arc_insert(p, slot, key);
 		break;
 	default:
-		p->count[slot] = 1;
+		if (p->count)
+			lfu_count(p, key);
 		heap_access(p, slot, next_use);
 		heap_push(p, slot);
 		break;
@@ -351,7 +359,8 @@ void cache_policy_hit(struct cache_policy *p, uint32_t slot, uint64_t next_use)
 		arc_move(p, p->key_of_slot[slot], ARC_T2);
 		break;
 	default:
-		p->count[slot]++;
+		if (p->count)
+			lfu_count(p, p->key_of_slot[slot]);
 		heap_access(p, slot, next_use);
 		heap_update(p, slot);
 		break;

@@ -54,6 +54,20 @@ static double max_rel(const float *a, const float *b, size_t n)
 	return mx > 0 ? md / mx : md;
 }
 
+/* Positions before the first whose logits differ by more than tol (relative
+ * to the position's largest logit). With 8-bit activations, float sums in
+ * another order (ISAs) can move one activation across a rounding boundary and
+ * flip a near-tie in the router; from that token on the runs differ a little
+ * (through attention). So: agreement up to a divergence that comes late, and
+ * a bounded difference after it. */
+static int agree_prefix(const float *a, const float *b, int n, int nv, double tol)
+{
+	int t = 0;
+	while (t < n && max_rel(a + (size_t)t * nv, b + (size_t)t * nv, (size_t)nv) < tol)
+		t++;
+	return t;
+}
+
 static void check_model(int type, const char *label)
 {
 	struct fm_tiny_params p;
@@ -96,8 +110,15 @@ static void check_model(int type, const char *label)
 		fm_model_close(probe);
 		float *x = eval_chunks(isas[i], 2, ids, n, 4, &nv2);
 		double d = x ? max_rel(x, all, sz) : INFINITY;
-		printf("%s: %s vs ref max rel diff %.3g\n", label, isas[i], d);
-		CHECK(d < 2e-3, "%s: %s vs ref: %g", label, isas[i], d);
+		int same = x ? agree_prefix(x, all, n, nv, 1e-4) : 0;
+		printf("%s: %s vs ref max rel diff %.3g, first %d of %d positions within 1e-4\n",
+		       label, isas[i], d, same, n);
+		if (type == 0) {
+			CHECK(d < 1e-5, "%s: %s vs ref: %g", label, isas[i], d);
+		} else {
+			CHECK(same >= 4, "%s: %s vs ref: diverged at position %d", label, isas[i], same);
+			CHECK(d < 5e-2, "%s: %s vs ref: %g after divergence", label, isas[i], d);
+		}
 		free(x);
 	}
 out:

@@ -42,6 +42,16 @@ static int parse(struct gen_opts *g, int argc, char **argv)
 			fputs(usage_text, stdout);
 			exit(0);
 		}
+		static const char *const valued[] = { "-p", "--prompt", "--token-ids", "-n", "--n-predict",
+						       "--temp", "--top-k", "--top-p", "--min-p",
+						       "--repeat-penalty", "--seed", NULL };
+		bool known = false;
+		for (int k = 0; valued[k] && !known; k++)
+			known = !strcmp(a, valued[k]);
+		if (!known) {
+			fprintf(stderr, "flashmoe generate: unknown option '%s'\n%s", a, usage_text);
+			return -1;
+		}
 		if (!(v = cli_next("generate", argc, argv, &i)))
 			return -1;
 		bool ok = true;
