@@ -65,6 +65,7 @@ struct fm_model_params {
 	const char *cache_policy; /* expert cache eviction: "lru", "lfu", "arc"; NULL = default */
 	const char *trace_experts; /* write every routing decision to this file */
 	bool stream;              /* stream experts even when everything would fit */
+	uint64_t cache_bytes;     /* expert cache size when streaming; 0 = what --mem leaves */
 };
 
 FM_API void fm_model_params_default(struct fm_model_params *p);

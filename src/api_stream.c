@@ -83,7 +83,9 @@ static int make_store(struct fm_model *fm, struct fm_error *err)
 	}
 	struct experts_desc d = { hp->n_layer, hp->n_expert, hp->n_expert_used, layers };
 	uint64_t used = rss_bytes(), budget;
-	if (p->mem_bytes)
+	if (p->cache_bytes)
+		budget = p->cache_bytes;
+	else if (p->mem_bytes)
 		budget = p->mem_bytes > used + STREAM_MARGIN_BYTES ? p->mem_bytes - used - STREAM_MARGIN_BYTES : 0;
 	else
 		budget = fm->m.bytes_expert / 4;

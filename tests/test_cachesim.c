@@ -75,6 +75,13 @@ static void test_hits_first(void)
 	uint64_t h;
 	CHECK(cachesim_run(&t, CACHE_POLICY_LRU, 1, &h, &err) == FM_EINVAL, "1 slot < 2 per line");
 	cachesim_trace_free(&t);
+	/* A A B C A, 2 slots: LRU drops A for C; LFU drops B (count 1 < 2). */
+	CHECK(cachesim_trace_load(write_text("lfu.txt", "0 0 0\n1 0 0\n2 0 1\n3 0 2\n4 0 0\n"), &t,
+				  &err) == 0, "load: %s", err.msg);
+	CHECK(sim_hits(&t, CACHE_POLICY_LRU, 2) == 1 && sim_hits(&t, CACHE_POLICY_LFU, 2) == 2 &&
+		      sim_hits(&t, CACHE_POLICY_MIN, 2) == 2,
+	      "LRU 1 hit, LFU 2");
+	cachesim_trace_free(&t);
 }
 
 /* A hot set used twice between one-off scans: LRU loses it to each scan,

@@ -211,14 +211,16 @@ static uint64_t slot_bytes_of(const struct fake *f, struct io_engine *io)
 }
 
 /* Every mode x cache size x policy x prefetch. */
-static void test_matrix(const struct fake *f, const char *name)
+static void test_matrix(const struct fake *f, const char *name, bool *no_uring)
 {
 	for (int m = 0; m < IO_MODE_COUNT; m++) {
 		struct io_engine *io = open_io(f, (enum io_mode)m);
 		if (!io)
 			continue;
-		if (m == IO_MODE_URING && io_get_mode(io) != IO_MODE_URING)
+		if (m == IO_MODE_URING && io_get_mode(io) != IO_MODE_URING) {
 			printf("  io_uring unavailable (%s): uring runs use pread\n", io_note(io));
+			*no_uring = true;
+		}
 		uint64_t sb = slot_bytes_of(f, io);
 		uint64_t budgets[3] = {TOPK * sb, 3 * TOPK * sb + sb / 2, 1ull << 40};
 		for (int b = 0; b < 3; b++)
@@ -411,8 +413,9 @@ int main(void)
 	struct fake aligned, odd;
 	make_fake(&aligned, "aligned.bin", 4096, (uint64_t[3]){8192, 8192, 12288});
 	make_fake(&odd, "align32.bin", 32, (uint64_t[3]){4800, 4800, 6432});
-	test_matrix(&aligned, "4096-aligned");
-	test_matrix(&odd, "32-aligned");
+	bool no_uring = false;
+	test_matrix(&aligned, "4096-aligned", &no_uring);
+	test_matrix(&odd, "32-aligned", &no_uring);
 	test_min_budget(&odd);
 	test_io_error(&odd, IO_MODE_URING);
 	test_io_error(&odd, IO_MODE_PREAD);
@@ -420,5 +423,9 @@ int main(void)
 	test_misuse(&aligned);
 	test_resident_base(&odd);
 	test_trace();
+	if (no_uring && t_failures == 0) {
+		printf("skip: io_uring unavailable here; the pread, buffered and mmap runs passed\n");
+		return 77;
+	}
 	return t_done("test_experts");
 }

@@ -18,11 +18,11 @@
 static const char *const merges[][2] = {
 	{ "l", "l" }, { "h", "e" }, { "he", "ll" }, { "hell", "o" }, { "Ġ", "w" }, { "o", "r" },
 	{ "Ġw", "or" }, { "l", "d" }, { "Ġwor", "ld" }, { "a", "a" }, { "Ã", "©" },
-	{ "ä", "¸" },
+	{ "ä", "¸" }, { "¤", "Ì" },
 };
-#define N_MERGES 12
+#define N_MERGES 13
 enum { ID_LL = 256, ID_HELLO = 259, ID_WORLD = 264, ID_AA = 265, ID_EACUTE = 266,
-       ID_EOT = 268, ID_IM_START, ID_IM_END, ID_THINK };
+       ID_A4_CC = 268, ID_EOT = 269, ID_IM_START, ID_IM_END, ID_THINK };
 
 static unsigned byte_cp(unsigned b)
 {
@@ -48,10 +48,10 @@ static void write_json(const char *path, bool old_merges, const char *model_type
 {
 	FILE *f = fopen(path, "w");
 	fprintf(f, "{\"version\":\"1.0\",\"added_tokens\":["
-		   "{\"id\":268,\"content\":\"<|endoftext|>\",\"special\":true},"
-		   "{\"id\":269,\"content\":\"<|im_start|>\",\"special\":true},"
-		   "{\"id\":270,\"content\":\"<|im_end|>\",\"special\":true},"
-		   "{\"id\":271,\"content\":\"<think>\",\"special\":false}],"
+		   "{\"id\":269,\"content\":\"<|endoftext|>\",\"special\":true},"
+		   "{\"id\":270,\"content\":\"<|im_start|>\",\"special\":true},"
+		   "{\"id\":271,\"content\":\"<|im_end|>\",\"special\":true},"
+		   "{\"id\":272,\"content\":\"<think>\",\"special\":false}],"
 		   "\"normalizer\":{\"type\":\"NFC\"},\"pre_tokenizer\":{\"type\":\"Sequence\","
 		   "\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":"
 		   "\"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}| "
@@ -112,9 +112,11 @@ static void test_basic(const struct tok *t)
 	expect_ids(t, "é", true, (int32_t[]){ ID_EACUTE }, 1);
 	expect_ids(t, "e\xcc\x81", true, (int32_t[]){ ID_EACUTE }, 1); /* NFC */
 	expect_ids(t, "", true, NULL, 0);
-	CHECK(tok_n_vocab(t) == 272, "n_vocab %d", tok_n_vocab(t));
+	CHECK(tok_n_vocab(t) == 273, "n_vocab %d", tok_n_vocab(t));
 	CHECK(tok_n_merges(t) == N_MERGES, "merges %d", tok_n_merges(t));
 	CHECK(!strcmp(tok_pre_name(t), "qwen2"), "pre %s", tok_pre_name(t));
+	/* qwen2: a combining mark is not a letter, so "ä" + U+0301 is 2 pieces */
+	expect_ids(t, "a\xcc\x88\xcc\x81", true, (int32_t[]){ 0xc3, 0xa4, 0xcc, 0x81 }, 4);
 }
 
 static void test_special(const struct tok *t)
@@ -135,7 +137,7 @@ static void test_special(const struct tok *t)
 	size_t len;
 	const char *p = tok_piece(t, ID_IM_END, &len);
 	CHECK(p && len == 10 && !memcmp(p, "<|im_end|>", 10), "special piece");
-	CHECK(!tok_piece(t, 272, &len) && !tok_piece(t, -1, &len), "bad id piece");
+	CHECK(!tok_piece(t, 273, &len) && !tok_piece(t, -1, &len), "bad id piece");
 }
 
 static void test_invalid_utf8(const struct tok *t)
@@ -274,6 +276,26 @@ static void test_threads(const struct tok *t)
 	      "concurrent encodes agree");
 }
 
+/* With pre "qwen35" marks join letter runs: "ä" + U+0301 is one piece, so
+ * the A4 CC merge applies across the letter/mark boundary. */
+static void test_gguf_qwen35(const struct tok *t, const char *path)
+{
+	struct fm_error err = { 0 };
+	struct gguf_writer *w = gguf_writer_new(32);
+	CHECK(tok_write_gguf(t, w) == 0 && gguf_writer_set_str(w, "tokenizer.ggml.pre", "qwen35") == 0,
+	      "qwen35 keys");
+	CHECK(gguf_writer_open(w, path, &err) == 0 && gguf_writer_finish(w, &err) == 0, "write: %s",
+	      err.msg);
+	gguf_writer_free(w);
+	struct gguf_file *f = gguf_open(path, &err);
+	struct tok *g = f ? tok_load_gguf(f, &err) : NULL;
+	gguf_close(f);
+	CHECK(g && !strcmp(tok_pre_name(g), "qwen35"), "qwen35 load: %s", err.msg);
+	if (g)
+		expect_ids(g, "a\xcc\x88\xcc\x81", true, (int32_t[]){ 0xc3, ID_A4_CC, 0x81 }, 3);
+	tok_free(g);
+}
+
 /* The same tokenizer through tok_write_gguf + tok_load_gguf. */
 static void test_gguf(const struct tok *t, const char *dir)
 {
@@ -295,6 +317,7 @@ static void test_gguf(const struct tok *t, const char *dir)
 	test_special(g);
 	test_stream(g);
 	tok_free(g);
+	test_gguf_qwen35(t, path);
 }
 
 /* A GGUF with the given model/pre strings must be refused. */

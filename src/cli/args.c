@@ -161,6 +161,10 @@ int cli_model_opt(const char *cmd, struct cli_model_opts *o, int argc, char **ar
 			return -1;
 		}
 		o->mp.prefetch = !strcmp(v, "on");
+	} else if (!strcmp(a, "--cache-size")) {
+		if (!(v = cli_next(cmd, argc, argv, i)) || !cli_size(cmd, a, v, &o->mp.cache_bytes))
+			return -1;
+		o->mp.stream = true;
 	} else if (!strcmp(a, "--stream")) {
 		o->mp.stream = true;
 	} else if (!strcmp(a, "--cache-policy")) {
