@@ -47,7 +47,8 @@ enum cache_policy_kind {
 	CACHE_POLICY_COUNT
 };
 
-/* The default for the live cache (chosen by measurement: docs in cachesim.c). */
+/* The default for the live cache (measured on synthetic traces; see the
+ * comment at the top of cachesim.c). */
 #define CACHE_POLICY_DEFAULT CACHE_POLICY_LFU
 
 /* May slot be evicted now? */

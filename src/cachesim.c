@@ -9,8 +9,14 @@
  * farthest-next-use key among the others is still optimal (exchange
  * argument), so MIN bounds every policy from above on the same trace.
  *
- * Measured on synthetic traces (docs: the report with this code; command
- * `flashmoe cache-sim --gen ...`): see cache_policy.h's CACHE_POLICY_DEFAULT.
+ * Why LFU is the default (cache_policy.h): on six synthetic traces (48
+ * layers x 128 experts, top-8, 1000 tokens; uniform, Zipf 0.6 and 1.2, with
+ * and without 50% repeats of the previous token's experts, and a topic shift
+ * every 200 tokens; made with `flashmoe cache-sim --gen ...`) at 5/10/25/50%
+ * of the experts cached, LFU had the best hit rate of the live policies in
+ * 18 of 24 cells and the best mean; LRU won at 10% where repeats dominate
+ * (by up to 5 points), and only LFU hits at all below one token's
+ * n_layer * k experts (5%: LFU 5-38%, LRU and ARC 0%). Real traces decide.
  */
 #include "cachesim.h"
 

@@ -100,7 +100,7 @@ static int experts_check_desc(const struct experts_desc *d, uint64_t file_size,
 			uint64_t end;
 			bool ok = t->size > 0 && fm_mul_ok(t->stride, (uint64_t)d->n_expert - 1, &end) &&
 				  fm_add_ok(end, t->offset, &end) && fm_add_ok(end, t->size, &end);
-			if (!ok || (file_size && end > file_size))
+			if (!ok || end > file_size)
 				return fm_err(err, FM_EFORMAT, path, t->offset,
 					      "layer %d expert part %d: %d slices of %llu bytes, "
 					      "stride %llu, end beyond the file (%llu bytes)",
@@ -212,7 +212,8 @@ struct experts *experts_new(const struct experts_desc *d, struct io_engine *io,
 	x->mem = mem;
 	x->resident = resident;
 	x->desc = *d;
-	if (experts_check_desc(d, io ? io_file_size(io) : 0, io ? io_path(io) : NULL, err) < 0)
+	if (experts_check_desc(d, io ? io_file_size(io) : UINT64_MAX, io ? io_path(io) : NULL,
+			       err) < 0)
 		goto fail;
 	x->layers = malloc((size_t)d->n_layer * sizeof(*x->layers));
 	if (!x->layers) {
@@ -604,6 +605,11 @@ int experts_prefetch(struct experts *x, int layer, const int32_t *ids, int n)
 	int started = 0, rc = experts_poll(x, false);
 	if (rc < 0)
 		return rc;
+	/* Never compete with the current request's own misses for slots: its
+	 * deferred reads would evict what the prefetch brings (a prompt batch). */
+	for (int i = 0; x->active && i < x->n_cur; i++)
+		if (x->cur[i].state == ENT_PENDING && x->cur[i].slot == EXPERTS_NO_SLOT)
+			return 0;
 	for (int i = 0; i < n; i++) {
 		uint32_t key = experts_key(x, layer, ids[i]);
 		if (!x->guessed[key]) {

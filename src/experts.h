@@ -38,7 +38,9 @@
  * Prefetch: experts_prefetch(L + 1, guess) starts reads for guessed experts
  * that are not cached, into free or evictable slots only (never waiting,
  * never evicting pinned or in-flight ones), without pinning. A later request
- * that finds one counts it used; one evicted first counts wasted.
+ * that finds one counts it used; one evicted first counts wasted. While the
+ * current request still has deferred misses, prefetch starts nothing. The policy
+ * sees a prefetched expert as accessed once (like a miss filling a slot).
  *
  * Resident mode (params.resident_base, or an io engine in IO_MODE_MMAP): all
  * experts are addressable in memory; requests return pointers at once (no
@@ -101,7 +103,8 @@ struct experts_ref {
 struct experts_stats {
 	uint64_t lookups, hits, misses; /* per unique expert of a request; hits include in-flight */
 	uint64_t hits_in_flight;        /* hits still being read (mostly prefetches) */
-	uint64_t bytes_read;            /* expert bytes read, demand + prefetch */
+	uint64_t bytes_read;            /* expert bytes of the reads started, demand + prefetch
+					 * (a deferred miss released unread reads nothing) */
 	uint64_t io_bytes;              /* bytes the OS returned (aligned spans) */
 	uint64_t reads_failed;          /* experts whose read failed */
 	uint64_t evictions;
@@ -118,8 +121,9 @@ struct experts_stats {
 
 struct experts;
 
-/* Build the store. io is borrowed (may be NULL when resident_base is set);
- * the slab is charged to mem. NULL on failure, err filled (a budget too
+/* Build the store. io is borrowed and must serve this store only (the store
+ * reaps every completion of it); it may be NULL when resident_base is set.
+ * The slab is charged to mem and registered with io_uring when possible. NULL on failure, err filled (a budget too
  * small for n_expert_used slots names the budget, slot size and minimum). */
 struct experts *experts_new(const struct experts_desc *d, struct io_engine *io,
 			    const struct experts_params *p, struct fm_mem *mem,

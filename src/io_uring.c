@@ -17,6 +17,7 @@
 #include <stdlib.h>
 
 #define IO_RING_BATCH 32
+#define IO_RING_MAX_READ (1u << 30)
 
 struct io_ring {
 	struct io_uring ring;
@@ -83,11 +84,13 @@ int io_ring_start(struct io_engine *e, uint32_t idx)
 	}
 	uint8_t *buf = q->buf + q->att_pos;
 	uint64_t off = q->span_off + q->att_pos;
+	/* The SQE length is 32 bits (and Linux reads < 2 GiB at once): a longer
+	 * span arrives as short reads, which io.c continues. */
+	unsigned len = q->att_len > IO_RING_MAX_READ ? IO_RING_MAX_READ : (unsigned)q->att_len;
 	if (q->fixed_index >= 0)
-		io_uring_prep_read_fixed(sqe, e->fd, buf, (unsigned)q->att_len, off,
-					 q->fixed_index);
+		io_uring_prep_read_fixed(sqe, e->fd, buf, len, off, q->fixed_index);
 	else
-		io_uring_prep_read(sqe, e->fd, buf, (unsigned)q->att_len, off);
+		io_uring_prep_read(sqe, e->fd, buf, len, off);
 	io_uring_sqe_set_data64(sqe, idx);
 	r->n_queued++;
 	return 0;

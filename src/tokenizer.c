@@ -29,12 +29,20 @@ static const char *const eog_texts[] = {
 	"<|return|>", "<|end_of_text|>",
 };
 
+/* Eight bytes at a time (a multiply-xorshift mix per word); the strings
+ * hashed here are words and tokens, so short inputs matter most. */
 uint64_t tok_hash_bytes(const void *p, size_t n)
 {
 	const unsigned char *s = p;
-	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ s[i]) * 0x100000001b3ull;
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ (n * 0xff51afd7ed558ccdull), w;
+	for (; n >= 8; n -= 8, s += 8) {
+		memcpy(&w, s, 8);
+		h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
+		h ^= h >> 31;
+	}
+	w = 0;
+	memcpy(&w, s, n);
+	h = (h ^ w) * 0x94d049bb133111ebull;
 	return h ^ (h >> 29);
 }
 
@@ -291,7 +299,7 @@ static int merge_table_grow(struct tok *t)
 		struct tok_merge_slot e = t->merge_slot[i];
 		if (e.key == UINT64_MAX)
 			continue;
-		uint32_t h = (uint32_t)tok_hash_bytes(&e.key, 8) & (cap - 1);
+		uint32_t h = tok_hash_pair(e.key) & (cap - 1);
 		while (ns[h].key != UINT64_MAX)
 			h = (h + 1) & (cap - 1);
 		ns[h] = e;
@@ -316,7 +324,7 @@ int tok_build_merge(struct tok *t, const char *l, size_t l_len, const char *r, s
 	if (c < 0)
 		return 0;
 	uint64_t key = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
-	uint32_t h = (uint32_t)tok_hash_bytes(&key, 8) & t->merge_mask;
+	uint32_t h = tok_hash_pair(key) & t->merge_mask;
 	for (; t->merge_slot[h].key != UINT64_MAX; h = (h + 1) & t->merge_mask)
 		if (t->merge_slot[h].key == key)
 			return 0; /* a repeated pair keeps its first (lowest) rank */

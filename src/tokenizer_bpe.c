@@ -28,8 +28,8 @@ struct bpe_cand {
 	int32_t left, right, result;
 };
 
-struct cache_slot {
-	uint64_t hash;
+struct cache_slot { /* 16 bytes: the table is probed once per piece */
+	uint32_t hash;
 	uint32_t key_off, ids_off;
 	uint16_t key_len, n_ids; /* key_len 0: empty */
 };
@@ -118,7 +118,7 @@ static void push_pair(struct enc *e, size_t *nh, int32_t i, int32_t j)
 {
 	const struct tok *t = e->t;
 	uint64_t key = (uint64_t)(uint32_t)e->sym[i].id << 32 | (uint32_t)e->sym[j].id;
-	for (uint32_t h = (uint32_t)tok_hash_bytes(&key, 8) & t->merge_mask;;
+	for (uint32_t h = tok_hash_pair(key) & t->merge_mask;;
 	     h = (h + 1) & t->merge_mask) {
 		const struct tok_merge_slot *s = &t->merge_slot[h];
 		if (s->key == UINT64_MAX)
@@ -201,7 +201,7 @@ static int cache_init(struct enc *e)
 {
 	size_t want = e->text_len / 2;
 	uint32_t slots = 256;
-	while (slots < want && slots < (1u << 17))
+	while (slots < want && slots < (1u << 16))
 		slots <<= 1;
 	e->slot = calloc(slots, sizeof(*e->slot));
 	if (!e->slot)
@@ -215,8 +215,8 @@ static struct cache_slot *cache_find(struct enc *e, const void *p, size_t len, u
 {
 	for (uint32_t i = (uint32_t)h & e->slot_mask;; i = (i + 1) & e->slot_mask) {
 		struct cache_slot *s = &e->slot[i];
-		if (s->key_len == 0 ||
-		    (s->hash == h && s->key_len == len && !memcmp(e->keys + s->key_off, p, len)))
+		if (s->key_len == 0 || (s->hash == (uint32_t)(h >> 32) && s->key_len == len &&
+					!memcmp(e->keys + s->key_off, p, len)))
 			return s;
 	}
 }
@@ -246,7 +246,7 @@ static void cache_put(struct enc *e, struct cache_slot *s, const void *p, size_t
 		return;
 	memcpy(e->keys + e->keys_len, p, len);
 	memcpy(e->cids + e->cids_len, e->out, (size_t)k * sizeof(int32_t));
-	*s = (struct cache_slot){ h, (uint32_t)e->keys_len, (uint32_t)e->cids_len,
+	*s = (struct cache_slot){ (uint32_t)(h >> 32), (uint32_t)e->keys_len, (uint32_t)e->cids_len,
 				  (uint16_t)len, (uint16_t)k };
 	e->keys_len += len;
 	e->cids_len += (size_t)k;

@@ -85,6 +85,13 @@ static inline const char *tok_text_at(const struct tok *t, int32_t id, size_t *l
 }
 
 uint64_t tok_hash_bytes(const void *p, size_t n);
+
+/* Hash of a (left id, right id) merge key: one multiply, top bits used. */
+static inline uint32_t tok_hash_pair(uint64_t key)
+{
+	key ^= key >> 29;
+	return (uint32_t)((key * 0x9e3779b97f4a7c15ull) >> 32);
+}
 /* Length of the valid UTF-8 character at s[0..n), 0 if invalid/incomplete. */
 size_t tok_utf8_char_len(const unsigned char *s, size_t n);
 

@@ -207,6 +207,7 @@ static void test_live_matches_sim(void)
 	for (int k = 0; k < CACHE_POLICY_MIN; k++)
 		for (uint32_t slots = 3; slots <= 36; slots += 11)
 			live_vs_sim(&t, file, layers, (enum cache_policy_kind)k, slots);
+	remove(file);
 	cachesim_trace_free(&t);
 }
 

@@ -189,7 +189,7 @@ static void run_sequence(struct experts *x, const struct fake *f, uint64_t seed,
 			int n_tok = 1 + (int)(t_rand_u64(&rng) % 8);
 			for (int t = 0; t < n_tok; t++)
 				route(&rng, batch + t * TOPK, TOPK);
-			run_layer(x, f, l, batch, n_tok * TOPK, NULL, 0, false);
+			run_layer(x, f, l, batch, n_tok * TOPK, batch, prefetch ? 2 * TOPK : 0, false);
 		}
 }
 
@@ -344,6 +344,15 @@ static void test_misuse(const struct fake *f)
 	experts_release(x);
 	CHECK(experts_wait(x, &r, &err) == 0, "wait without a request");
 	CHECK(experts_prefetch(x, 0, &bad, 1) == FM_EINVAL, "prefetch bad id");
+	/* A prompt batch reads each expert once. */
+	int32_t batch[8] = {9, 10, 9, 10, 11, 9, 11, 10};
+	experts_reset_stats(x);
+	run_layer(x, f, 3, batch, 8, NULL, 0, true);
+	struct experts_stats st;
+	experts_get_stats(x, &st);
+	CHECK(st.lookups == 3 && st.misses == 3 && st.bytes_read == 3 * f->expert_bytes,
+	      "batch: %llu lookups %llu misses", (unsigned long long)st.lookups,
+	      (unsigned long long)st.misses);
 	experts_free(x);
 	/* The smallest cache, a batch of twice its size, nothing ever done:
 	 * wait must say so, not hang. */
@@ -351,6 +360,7 @@ static void test_misuse(const struct fake *f)
 	int32_t many[2 * TOPK] = {0, 1, 2, 3, 4, 5, 6, 7};
 	int rc = 0;
 	CHECK(experts_request(x, 1, many, 2 * TOPK, refs, &err) == 2 * TOPK, "batch");
+	CHECK(experts_prefetch(x, 2, ids, TOPK) == 0, "prefetch while misses are deferred");
 	while ((rc = experts_wait(x, &r, &err)) > 0)
 		;
 	CHECK(rc == FM_EINVAL && strstr(err.msg, "pinned"), "all pinned: %d %s", rc, err.msg);
@@ -423,6 +433,8 @@ int main(void)
 	test_misuse(&aligned);
 	test_resident_base(&odd);
 	test_trace();
+	remove(aligned.path);
+	remove(odd.path);
 	if (no_uring && t_failures == 0) {
 		printf("skip: io_uring unavailable here; the pread, buffered and mmap runs passed\n");
 		return 77;

@@ -12,6 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "io.h"
@@ -271,6 +277,40 @@ static void test_close_in_flight(const char *path, enum io_mode m, struct bufs *
 	io_close(e); /* must wait, not leak or crash */
 }
 
+/* As in a container whose seccomp profile refuses io_uring: in a child,
+ * make io_uring_setup fail with ENOSYS; URING must fall back to PREAD with a
+ * note and still read right. */
+static void test_uring_refused(const char *path, struct bufs *b)
+{
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct sock_filter f[] = {
+			BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+			BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+			BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+			BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		};
+		struct sock_fprog prog = {sizeof(f) / sizeof(f[0]), f};
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+			_exit(77);
+		struct io_engine *e = open_mode(path, IO_MODE_URING, QD);
+		CHECK(e && io_get_mode(e) == IO_MODE_PREAD && strstr(io_note(e), "io_uring"),
+		      "no fallback to pread");
+		if (e)
+			random_reads(e, b, 200, 5);
+		io_close(e);
+		fflush(stdout);
+		_exit(t_failures ? 1 : 0);
+	}
+	int st = 0;
+	CHECK(pid > 0 && waitpid(pid, &st, 0) == pid, "fork");
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 77)
+		printf("  seccomp unavailable: fallback check skipped\n");
+	else
+		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "fallback child failed (%d)", st);
+}
+
 int main(void)
 {
 	char path[512];
@@ -308,7 +348,11 @@ int main(void)
 	}
 	if (have_uring)
 		test_register(path, &b);
+	test_uring_refused(path, &b);
 	free(b.mem);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/trunc.bin", t_tmpdir());
+	unlink(path);
 	if (!have_uring && t_failures == 0) {
 		printf("skip: io_uring unavailable here; pread, buffered and mmap passed\n");
 		return 77;

@@ -113,17 +113,36 @@ static int prompt_ids(const struct gen_opts *g, struct fm_model *m, int32_t **id
 	return 0;
 }
 
-static void emit(struct fm_model *m, int32_t tok, bool as_id, bool first)
+/* Token output: ids, or text through the streaming decoder (a character
+ * split over two tokens is printed when it is complete). */
+struct emitter {
+	bool as_id;
+	int n;
+	struct fm_detok *detok;
+	char *buf;
+	size_t cap;
+};
+
+static void emit(struct emitter *e, int32_t tok)
 {
-	if (as_id) {
-		printf(first ? "%d" : " %d", tok);
-	} else {
-		size_t len;
-		const char *b = fm_token_bytes(m, tok, &len);
-		if (b)
-			fwrite(b, 1, len, stdout);
+	if (e->as_id) {
+		printf(e->n++ ? " %d" : "%d", tok);
+	} else if (e->detok) {
+		int k = fm_detok_feed(e->detok, tok, e->buf, e->cap);
+		if (k > 0)
+			fwrite(e->buf, 1, (size_t)k, stdout);
 	}
 	fflush(stdout);
+}
+
+static void emit_end(struct emitter *e)
+{
+	if (e->detok) {
+		int k = fm_detok_flush(e->detok, e->buf, e->cap);
+		if (k > 0)
+			fwrite(e->buf, 1, (size_t)k, stdout);
+	}
+	printf("\n");
 }
 
 /* FNV-1a over the logits' bits: a fingerprint for golden comparisons. */
@@ -156,6 +175,7 @@ int cmd_generate(int argc, char **argv)
 	struct fm_ctx *c = NULL;
 	struct fm_sampler *s = NULL;
 	struct fm_error err = { 0 };
+	struct emitter em = { 0 };
 	struct fm_model *m = cli_open_model("generate", &g.mo);
 	if (!m || prompt_ids(&g, m, &ids, &n))
 		goto out;
@@ -168,19 +188,28 @@ int cmd_generate(int argc, char **argv)
 		fprintf(stderr, "flashmoe generate: %s\n", c ? "out of memory" : err.msg);
 		goto out;
 	}
+	const struct fm_tokenizer *tk = fm_model_tokenizer(m);
+	em.as_id = g.print_ids || !tk;
+	if (!em.as_id) {
+		em.cap = fm_detok_max_bytes(tk);
+		em.buf = malloc(em.cap);
+		em.detok = fm_detok_new(tk, true);
+		if (!em.buf || !em.detok)
+			goto out;
+	}
 	if (fm_eval(c, ids, n, logits, false, &err))
 		goto eval_fail;
 	for (int i = 0; i < g.n_predict; i++) {
 		int32_t tok = fm_sampler_sample(s, logits);
 		if (fm_token_is_eog(m, tok))
 			break;
-		emit(m, tok, g.print_ids, i == 0);
+		emit(&em, tok);
 		if (i + 1 == g.n_predict || fm_ctx_n_past(c) >= n_ctx)
 			break;
 		if (fm_eval(c, &tok, 1, logits, false, &err))
 			goto eval_fail;
 	}
-	printf("\n");
+	emit_end(&em);
 	if (g.stats)
 		print_stats(m, logits, n_vocab);
 	rc = 0;
@@ -188,6 +217,8 @@ int cmd_generate(int argc, char **argv)
 eval_fail:
 	fprintf(stderr, "flashmoe generate: %s\n", err.msg);
 out:
+	fm_detok_free(em.detok);
+	free(em.buf);
 	fm_sampler_free(s);
 	free(logits);
 	fm_ctx_free(c);

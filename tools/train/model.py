@@ -134,6 +134,64 @@ class MoE(nn.Module):
         return y, aux
 
 
+class TiedSoftmaxCE(torch.autograd.Function):
+    """Mean cross entropy of logits = x W^T over the active rows W plus
+    n_inactive logits fixed at 0, computed in chunks of rows so that a chunk
+    of logits stays in cache; backward recomputes the logits (one more matmul)
+    instead of storing N x n_active floats. Targets >= n_active have logit 0.
+    The matmuls take mm_dtype inputs (bf16: ~3x faster on AVX512-BF16 CPUs)
+    and accumulate in fp32; the softmax is fp32."""
+    CHUNK = 256
+
+    @staticmethod
+    def _chunk_logits(x, w_mm, r0, r1, mm_dtype):
+        return torch.mm(x[r0:r1].to(mm_dtype), w_mm.t()).float()
+
+    @staticmethod
+    def forward(ctx, x, w, tgt, n_inactive, mm_dtype):
+        n, va = x.shape[0], w.shape[0]
+        w_mm = w.to(mm_dtype)
+        lse = x.new_empty(n, dtype=torch.float32)
+        tgt_logit = x.new_zeros(n, dtype=torch.float32)
+        active = tgt < va
+        log_inactive = math.log(n_inactive) if n_inactive else None
+        for r0 in range(0, n, TiedSoftmaxCE.CHUNK):
+            r1 = min(n, r0 + TiedSoftmaxCE.CHUNK)
+            lg = TiedSoftmaxCE._chunk_logits(x, w_mm, r0, r1, mm_dtype)
+            l = torch.logsumexp(lg, dim=1)
+            if log_inactive is not None:
+                l = torch.logaddexp(l, torch.tensor(log_inactive))
+            lse[r0:r1] = l
+            t = tgt[r0:r1].clamp(max=va - 1)
+            tgt_logit[r0:r1] = torch.where(active[r0:r1], lg.gather(1, t[:, None])[:, 0], 0.0)
+        ctx.save_for_backward(x, w, tgt, lse)
+        ctx.mm_dtype = mm_dtype
+        return (lse - tgt_logit).mean()
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w, tgt, lse = ctx.saved_tensors
+        mm_dtype = ctx.mm_dtype
+        n, va = x.shape[0], w.shape[0]
+        w_mm = w.to(mm_dtype)
+        gx = torch.empty_like(x)
+        gw = torch.zeros(w.shape, dtype=torch.float32)
+        scale = g.float() / n
+        for r0 in range(0, n, TiedSoftmaxCE.CHUNK):
+            r1 = min(n, r0 + TiedSoftmaxCE.CHUNK)
+            lg = TiedSoftmaxCE._chunk_logits(x, w_mm, r0, r1, mm_dtype)
+            p = torch.exp_(lg.sub_(lse[r0:r1, None]))          # softmax of the chunk
+            t = tgt[r0:r1]
+            rows = torch.nonzero(t < va)[:, 0]
+            p[rows, t[rows]] -= 1.0                              # d CE / d logit
+            p.mul_(scale)
+            pm = p.to(mm_dtype)
+            gx[r0:r1] = torch.mm(pm, w_mm).to(x.dtype)
+            gw.addmm_(pm.t(), x[r0:r1].to(mm_dtype), out_dtype=torch.float32) \
+                if False else gw.add_(torch.mm(pm.t(), x[r0:r1].to(mm_dtype)).float())
+        return gx, gw.to(w.dtype), None, None, None
+
+
 class Block(nn.Module):
     def __init__(self, cfg):
         super().__init__()
@@ -201,19 +259,14 @@ class Qwen3Moe(nn.Module):
             aux = aux + a
         return rms_norm(h, self.output_norm, self.cfg.rms_eps), aux / len(self.blocks)
 
-    def loss(self, tokens, targets):
-        """Mean full-vocabulary cross entropy (nats) and the mean aux loss."""
+    def loss(self, tokens, targets, mm_dtype=torch.bfloat16):
+        """Mean full-vocabulary cross entropy (nats) and the mean aux loss.
+        mm_dtype: the type of the output matmul's inputs (fp32 accumulate)."""
         x, aux = self.hidden(tokens)
-        logits = F.linear(x, self.embed).float().reshape(-1, self.embed.shape[0])
-        lse = torch.logsumexp(logits, dim=-1)
-        if self.n_inactive():
-            lse = torch.logaddexp(lse, torch.tensor(math.log(self.n_inactive())))
         tgt = self.id_map[targets.reshape(-1)]
-        # an inactive target has logit 0; the training text has none
-        tgt_logit = torch.where(tgt < logits.shape[1],
-                                logits.gather(1, tgt.clamp(max=logits.shape[1] - 1)[:, None])[:, 0],
-                                torch.zeros_like(lse))
-        return (lse - tgt_logit).mean(), aux
+        ce = TiedSoftmaxCE.apply(x.reshape(-1, self.cfg.n_embd), self.embed, tgt,
+                                 self.n_inactive(), mm_dtype)
+        return ce, aux
 
     @torch.no_grad()
     def logits(self, tokens):
