@@ -19,7 +19,7 @@
  * or without make (each SIMD file needs its own -m flags):
  *   mkdir -p /tmp/bk && for f in src/kernels/[a-z]*.c src/util.c; do case $f in
  *     *_avx2.c) x="-mavx2 -mfma -mf16c";; *_avx512.c) x="-mavx2 -mfma -mf16c
- *     -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16";;
+ *     -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni";;
  *     *) x="";; esac; gcc -std=c11 -D_GNU_SOURCE -O2 -Iinclude -Isrc $x -c $f
  *     -o /tmp/bk/$(basename $f .c).o || break; done && gcc -std=c11
  *     -D_GNU_SOURCE -O2 -Iinclude -Isrc -o /tmp/bench_kernels

@@ -136,12 +136,42 @@ static int candidates(struct fm_sampler *s, const float *logits)
 	return n;
 }
 
+/* No top-k and no top-p: draw from the whole (min-p filtered) distribution
+ * in one pass, without sorting 150k logits per token. */
+static int32_t sample_full(struct fm_sampler *s, const float *logits)
+{
+	int n = s->n_vocab;
+	float mx = logits[argmax(logits, n)];
+	/* min-p: p_i >= min_p * p_max  <=>  logit_i >= max + T ln(min_p) */
+	float floor_logit = s->p.min_p > 0.0f ? mx + s->p.temp * logf(s->p.min_p) : -INFINITY;
+	double sum = 0.0;
+	for (int i = 0; i < n; i++) {
+		s->prob[i] = logits[i] >= floor_logit ? expf((logits[i] - mx) / s->p.temp) : 0.0f;
+		sum += s->prob[i];
+	}
+	double r = next_uniform(s) * sum, acc = 0.0;
+	int32_t tok = argmax(logits, n);
+	for (int i = 0; i < n; i++) {
+		acc += s->prob[i];
+		if (s->prob[i] > 0.0f && r < acc) {
+			tok = i;
+			break;
+		}
+	}
+	return tok;
+}
+
 int32_t fm_sampler_sample(struct fm_sampler *s, float *logits)
 {
 	apply_penalty(s, logits);
 	int32_t tok;
 	if (s->p.temp <= 0.0f) {
 		tok = argmax(logits, s->n_vocab);
+		remember(s, tok);
+		return tok;
+	}
+	if ((s->p.top_k <= 0 || s->p.top_k >= s->n_vocab) && s->p.top_p >= 1.0f) {
+		tok = sample_full(s, logits);
 		remember(s, tok);
 		return tok;
 	}

@@ -19,6 +19,7 @@ static const struct subcommand subcommands[] = {
 	{ "tokenize", cmd_tokenize, "text to token ids" },
 	{ "detokenize", cmd_detokenize, "token ids to text" },
 	{ "cache-sim", cmd_cache_sim, "replay an expert trace under cache policies" },
+	{ "chat", cmd_chat, "talk to the model in the terminal" },
 };
 
 static void usage(FILE *out)
