@@ -101,12 +101,12 @@ demo: all
 
 # Benchmarks (run by hand; results go to docs/BENCHMARKS.md with their command).
 # They may use -march=native: they measure this machine, they do not ship.
-BENCH_BIN := $(O)/bench/membw $(O)/bench/bench_kernels
+BENCH_BIN := $(O)/bench/membw $(O)/bench/bench_kernels $(O)/bench/bench_bundle
 bench: all $(BENCH_BIN)
 $(O)/bench/membw: bench/membw.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -march=native -pthread -o $@ $<
-$(O)/bench/bench_kernels: bench/bench_kernels.c $(O)/libflashmoe.a
+$(O)/bench/%: bench/%.c $(O)/libflashmoe.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 

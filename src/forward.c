@@ -57,7 +57,8 @@ struct fwd {
 	float *xg;              /* [B*K][n_embd] gathered f32 rows (f32 act formats) */
 	struct qmat *emats;     /* [3][n_expert_used * n_batch] per-expert views */
 	struct act_buf act;     /* x rows in activation formats */
-	struct act_buf act_pair; /* gathered / ff rows in activation formats */
+	struct act_buf act_pair; /* gathered expert inputs, pair order */
+	void *act_ff[ACT_N];    /* SwiGLU outputs (down inputs), pair order */
 	struct mm_job job;
 	/* expert streaming (NULL: experts are read from the mapping) */
 	struct experts *x;
@@ -161,9 +162,11 @@ static void fwd_layout(struct fwd *f, struct carve *c)
 	for (int s = 0; s < ACT_N; s++) {
 		f->act.cap_bytes[s] = B * act_max_bytes(wide);
 		f->act.data[s] = carve(c, f->act.cap_bytes[s]);
-		int pw = hp->n_embd > hp->n_ff_exp ? hp->n_embd : hp->n_ff_exp;
-		f->act_pair.cap_bytes[s] = P * act_max_bytes(pw);
+		/* separate: experts computed one after another (streaming) must not
+		 * overwrite the gathered inputs of those still to come */
+		f->act_pair.cap_bytes[s] = P * act_max_bytes(hp->n_embd);
 		f->act_pair.data[s] = carve(c, f->act_pair.cap_bytes[s]);
+		f->act_ff[s] = carve(c, P * act_max_bytes(hp->n_ff_exp));
 	}
 }
 
@@ -394,13 +397,13 @@ static void run_experts(struct fwd *f, const struct layer_weights *l, const stru
 	enum ggml_type at = f->k->fmt[l->down.type].act_type;
 	int s = act_slot(at);
 	size_t stride = s < 0 ? (size_t)ff * sizeof(float) : act_row_bytes(at, ff);
-	const uint8_t *ha = s < 0 ? (const uint8_t *)f->g : f->act_pair.data[s];
+	const uint8_t *ha = s < 0 ? (const uint8_t *)f->g : (const uint8_t *)f->act_ff[s];
 	for (int i = 0; i < n; i++) {
 		int e = srcs[i].e, c = f->cnt[e], p0 = f->first[e];
 		float *g = f->g + (size_t)p0 * ff;
 		ops_swiglu(g, g, f->u + (size_t)p0 * ff, c * ff);
 		if (s >= 0)
-			act_quantize(f->k, at, g, (size_t)ff, ff, c, f->act_pair.data[s] + (size_t)p0 * stride,
+			act_quantize(f->k, at, g, (size_t)ff, ff, c, (uint8_t *)f->act_ff[s] + (size_t)p0 * stride,
 				     stride);
 	}
 	for (int i0 = 0; i0 < n; i0 += MM_MAX_SEG) {

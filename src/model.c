@@ -340,10 +340,49 @@ void model_unload(struct model *m)
 	m->w.layers = NULL;
 }
 
-/* Copy one tensor's bytes out of the mapping into counted memory with pread
- * (then drop them from the page cache), and repoint *ptr at the copy. */
-static int copy_one(struct model *m, int fd, const uint8_t *map_base, const uint8_t **ptr,
-		    size_t bytes, struct fm_error *err)
+/* Reading the dense weights without filling the page cache: O_DIRECT reads of
+ * aligned spans into a bounce buffer, copied out; when the file system refuses
+ * O_DIRECT, plain reads dropped from the cache chunk by chunk. */
+#define DENSE_CHUNK (8u << 20)
+
+struct dense_reader {
+	int fd;
+	bool direct;
+	uint8_t *bounce;       /* DENSE_CHUNK + 4096, 4096-aligned */
+	const char *path;
+};
+
+static int read_span(struct dense_reader *r, uint8_t *dst, uint64_t off, size_t len,
+		     struct fm_error *err)
+{
+	while (len) {
+		uint64_t a0 = r->direct ? off & ~(uint64_t)4095 : off;
+		size_t lead = (size_t)(off - a0);
+		size_t want = len + lead < DENSE_CHUNK ? len + lead : DENSE_CHUNK;
+		size_t req = r->direct ? (want + 4095) & ~(size_t)4095 : want;
+		ssize_t got = pread(r->fd, r->bounce, req, (off_t)a0);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= (ssize_t)lead)
+			return fm_err(err, got < 0 ? -errno : FM_EIO, r->path, off,
+				      "reading dense weights: %s",
+				      got < 0 ? strerror(errno) : "unexpected end of file");
+		size_t n = (size_t)got - lead < len ? (size_t)got - lead : len;
+		if (n > want - lead)
+			n = want - lead;
+		memcpy(dst, r->bounce + lead, n);
+		if (!r->direct)
+			posix_fadvise(r->fd, (off_t)a0, got, POSIX_FADV_DONTNEED);
+		dst += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Copy one tensor's bytes into counted memory and repoint *ptr at the copy. */
+static int copy_one(struct model *m, struct dense_reader *r, const uint8_t *map_base,
+		    const uint8_t **ptr, size_t bytes, struct fm_error *err)
 {
 	if (!*ptr || !bytes)
 		return 0;
@@ -354,22 +393,22 @@ static int copy_one(struct model *m, int fd, const uint8_t *map_base, const uint
 			      "--mem budget too small for the dense weights (%.1f MiB needed so far, budget %.1f MiB)",
 			      (m->dense_copied + bytes) / 1048576.0,
 			      m->mem->budget_bytes / 1048576.0);
-	for (size_t done = 0; done < bytes;) {
-		ssize_t r = pread(fd, dst + done, bytes - done, (off_t)(off + done));
-		if (r <= 0) {
-			int e = r < 0 ? errno : EIO;
-			fm_free(m->mem, dst, bytes);
-			return fm_err(err, -e, gguf_path(m->file), off + done, "reading dense weights: %s",
-				      r < 0 ? strerror(e) : "unexpected end of file");
-		}
-		done += (size_t)r;
+	int rc = read_span(r, dst, off, bytes, err);
+	if (rc) {
+		fm_free(m->mem, dst, bytes);
+		return rc;
 	}
-	posix_fadvise(fd, (off_t)off, (off_t)bytes, POSIX_FADV_DONTNEED);
 	m->copies[m->n_copies].p = dst;
 	m->copies[m->n_copies++].bytes = bytes;
 	m->dense_copied += bytes;
 	*ptr = dst;
 	return 0;
+}
+
+/* Whether a norm vector points into the file mapping (not an f32 copy). */
+static bool in_mapping(const struct model *m, const float *v)
+{
+	return v && !(v >= m->f32_copies && v < m->f32_copies + m->f32_copies_bytes / sizeof(float));
 }
 
 static size_t qmat_bytes(const struct qmat *q)
@@ -381,26 +420,46 @@ int model_copy_dense(struct model *m, struct fm_error *err)
 {
 	const struct gguf_tensor_info *t0 = gguf_tensor(m->file, 0);
 	const uint8_t *base = (const uint8_t *)gguf_tensor_data(m->file, 0) - t0->offset;
-	int fd = open(gguf_path(m->file), O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return fm_err(err, -errno, gguf_path(m->file), FM_NO_OFFSET, "%s", strerror(errno));
-	m->copies = calloc(8 + 7u * (size_t)m->hp.n_layer, sizeof(*m->copies));
-	int rc = m->copies ? 0 : FM_ENOMEM;
+	struct dense_reader r = { .path = gguf_path(m->file), .direct = true };
+	r.fd = open(r.path, O_RDONLY | O_CLOEXEC | O_DIRECT);
+	if (r.fd < 0) {
+		r.direct = false;
+		r.fd = open(r.path, O_RDONLY | O_CLOEXEC);
+	}
+	if (r.fd < 0)
+		return fm_err(err, -errno, r.path, FM_NO_OFFSET, "%s", strerror(errno));
+	posix_fadvise(r.fd, 0, 0, POSIX_FADV_RANDOM);
+	r.bounce = fm_alloc(m->mem, DENSE_CHUNK + 4096);
+	m->copies = calloc(8 + 12u * (size_t)m->hp.n_layer, sizeof(*m->copies));
+	int rc = m->copies && r.bounce ? 0 : FM_ENOMEM;
 	struct model_weights *w = &m->w;
 	bool tied = w->output.data == w->tok_embd.data;
-	rc = rc ? rc : copy_one(m, fd, base, &w->tok_embd.data, qmat_bytes(&w->tok_embd), err);
+	rc = rc ? rc : copy_one(m, &r, base, &w->tok_embd.data, qmat_bytes(&w->tok_embd), err);
 	if (tied)
 		w->output.data = w->tok_embd.data;
 	else
-		rc = rc ? rc : copy_one(m, fd, base, &w->output.data, qmat_bytes(&w->output), err);
+		rc = rc ? rc : copy_one(m, &r, base, &w->output.data, qmat_bytes(&w->output), err);
 	for (int il = 0; !rc && il < m->hp.n_layer; il++) {
 		struct layer_weights *l = &w->layers[il];
 		struct qmat *mats[5] = { &l->wq, &l->wk, &l->wv, &l->wo, &l->router };
 		for (int i = 0; !rc && i < 5; i++)
-			rc = copy_one(m, fd, base, &mats[i]->data, qmat_bytes(mats[i]), err);
+			rc = copy_one(m, &r, base, &mats[i]->data, qmat_bytes(mats[i]), err);
 	}
-	/* norm vectors are tiny: copy the ones still in the mapping into f32 space */
-	close(fd);
+	/* the f32 norm vectors still point into the mapping: copy them too, so
+	 * no page of the file is ever faulted in (and read around) again */
+	size_t H = (size_t)m->hp.n_embd * sizeof(float), D = (size_t)m->hp.head_dim * sizeof(float);
+	if (!rc && in_mapping(m, w->output_norm))
+		rc = copy_one(m, &r, base, (const uint8_t **)&w->output_norm, H, err);
+	for (int il = 0; !rc && il < m->hp.n_layer; il++) {
+		struct layer_weights *l = &w->layers[il];
+		const float **v[4] = { &l->attn_norm, &l->ffn_norm, &l->q_norm, &l->k_norm };
+		size_t sz[4] = { H, H, D, D };
+		for (int i = 0; !rc && i < 4; i++)
+			if (in_mapping(m, *v[i]))
+				rc = copy_one(m, &r, base, (const uint8_t **)v[i], sz[i], err);
+	}
+	fm_free(m->mem, r.bounce, DENSE_CHUNK + 4096);
+	close(r.fd);
 	if (rc == FM_ENOMEM && err && !err->msg[0])
 		fm_err(err, FM_ENOMEM, NULL, FM_NO_OFFSET, "out of memory");
 	return rc;

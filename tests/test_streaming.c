@@ -64,7 +64,7 @@ int main(void)
 	p.type = 12; /* q4_K */
 	p.n_layer = 3;
 	p.n_embd = 256;
-	p.n_ff_expert = 256;
+	p.n_ff_expert = 512; /* != n_embd: expert inputs and outputs differ in size */
 	p.head_dim = 64;
 	p.n_expert = 16;
 	p.n_expert_used = 4;
@@ -74,8 +74,8 @@ int main(void)
 		CHECK(0, "gen_tiny: %s", err.msg);
 		return t_done("test_streaming");
 	}
-	/* one expert: gate + up + down, 3 x 256 rows of 144 bytes per 256 */
-	uint64_t slot = 3ull * 256 * 144, all = slot * 16 * 3;
+	/* one expert: gate + up (512 rows of 256) + down (256 rows of 512), Q4_K */
+	uint64_t slot = 3ull * 512 * 144, all = slot * 16 * 3;
 	struct variant vs[] = {
 		{ "resident", false, 0, false, NULL, N_TOK },
 		{ "min cache, uring, prefetch", true, 4 * slot, true, "uring", N_TOK },
