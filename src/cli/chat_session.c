@@ -1,20 +1,23 @@
 /* chat_session.c: the turns of `flashmoe chat` (chat_session.h).
  *
  * The KV cache keeps the whole conversation, so a turn evaluates only what is
- * new. The session keeps ids[], the tokens of the conversation (the first
- * fm_ctx_n_past are in the cache; the last sampled token, which ends an
- * answer, is not yet), and text, the bytes those ids spell. A turn renders the
- * whole conversation with the template, then:
- *   - when the rendering starts with text (ChatML: an answer ends with
- *     <|im_end|>, the rendering goes on with "\n<|im_start|>user..."), only
- *     the rest is tokenized and appended to ids. The answer's tokens stay as
- *     sampled: re-tokenizing its text could give other ids, and the cache
- *     would no longer match;
- *   - otherwise (a template that rewrites earlier turns, such as Qwen3
- *     dropping old <think> blocks; an answer that ended on another
- *     end-of-generation token) the whole rendering is tokenized.
- * Either way the cache is cut to the longest common prefix of the cached ids
- * and the new ones (fm_ctx_truncate), and the rest is evaluated.
+ * new. The session keeps ids[], the tokens of the conversation: the first
+ * fm_ctx_n_past are in the cache, and at most one more, the last sampled
+ * token of an answer (<|im_end|> when it ended by itself). A turn:
+ *   1. renders the whole conversation with the template, plus the generation
+ *      prompt: "...<|im_start|>assistant\n";
+ *   2. finds the longest common prefix, in bytes, of that text and the text
+ *      ids[] spell, and keeps the ids wholly inside it. With ChatML that is
+ *      everything: an answer's ids end with <|im_end|> and the rendering goes
+ *      on with "\n<|im_start|>user\n...". The answer's tokens are kept as
+ *      they were sampled; re-tokenizing its text could give other ids and
+ *      lose the cache. A template that rewrites earlier turns (Qwen3 drops the
+ *      <think> block of old answers) keeps less;
+ *   3. tokenizes the rest of the text after the kept ids;
+ *   4. cuts the cache to the common prefix of the cached and the new ids
+ *      (fm_ctx_truncate) and evaluates the rest.
+ * Messages are stored as the tokenizer would spell them (NFC, no NUL bytes),
+ * so that the rendering of old turns matches their ids byte for byte.
  */
 #include "chat_session.h"
 
@@ -48,8 +51,8 @@ struct chat_session {
 	size_t n_msgs, cap_msgs;
 	int32_t *ids;                       /* [n_ctx + 1] the conversation's tokens */
 	int n_ids;
-	struct sbuf text;                   /* what ids spell (after a BOS) */
-	bool text_ok;                       /* false: text no longer matches ids */
+	int n_lead;                         /* 1 when ids[0] is a BOS the template lacks */
+	struct sbuf text;                   /* scratch: the bytes of ids[n_lead..n_ids) */
 	int turn;
 };
 
@@ -101,6 +104,28 @@ static int push_msg(struct chat_session *s, const char *role, const char *conten
 	return 0;
 }
 
+static size_t piece_len(const struct chat_session *s, int32_t id)
+{
+	size_t len = 0;
+	return fm_token_bytes(s->m, id, &len) ? len : 0;
+}
+
+/* Append the bytes of token id to b; with drop_nul, less any NUL byte (a
+ * message is a C string). */
+static int add_piece(const struct chat_session *s, struct sbuf *b, int32_t id, bool drop_nul)
+{
+	size_t len = 0;
+	const char *p = fm_token_bytes(s->m, id, &len);
+	if (!p)
+		return 0;
+	if (!drop_nul)
+		return sbuf_add(b, p, len);
+	for (size_t i = 0; i < len; i++)
+		if (p[i] && sbuf_add(b, p + i, 1))
+			return FM_ENOMEM;
+	return 0;
+}
+
 static void pop_msg(struct chat_session *s)
 {
 	free((char *)s->msgs[--s->n_msgs].content);
@@ -123,8 +148,8 @@ static int render(struct chat_session *s, struct sbuf *out)
 	return rc;
 }
 
-/* Ids of text (after the BOS when bos) into a malloc'd *ids with room for
- * lead more ids in front; *n = lead + the count. */
+/* Ids of text (special tokens parsed) into a malloc'd *ids, after room for
+ * lead ids in front; *n = lead + their count. */
 static int tokenize(struct chat_session *s, const char *text, size_t len, int lead,
 		    int32_t **ids, int *n)
 {
@@ -148,20 +173,54 @@ static int tokenize(struct chat_session *s, const char *text, size_t len, int le
 	}
 }
 
-/* The ids of this turn's rendering (see the file comment). */
+/* text = the bytes of ids[n_lead..n_ids). */
+static int spell_ids(struct chat_session *s)
+{
+	s->text.n = 0;
+	int rc = sbuf_reserve(&s->text, 0);
+	for (int k = s->n_lead; !rc && k < s->n_ids; k++)
+		rc = add_piece(s, &s->text, s->ids[k], false);
+	return rc;
+}
+
+/* The ids of this turn's rendering full (steps 2 and 3 of the file comment). */
 static int turn_ids(struct chat_session *s, const struct sbuf *full, int32_t **ids, int *n)
 {
-	if (s->text_ok && s->n_ids > 0 && full->n >= s->text.n &&
-	    !memcmp(full->p, s->text.p, s->text.n)) {
-		int rc = tokenize(s, full->p + s->text.n, full->n - s->text.n, s->n_ids, ids, n);
-		if (!rc)
-			memcpy(*ids, s->ids, (size_t)s->n_ids * sizeof(int32_t));
-		return rc;
+	if (s->n_ids == 0 && fm_tokenizer_add_bos(s->tk) && fm_tokenizer_bos(s->tk) >= 0) {
+		s->ids[0] = fm_tokenizer_bos(s->tk);
+		s->n_ids = s->n_lead = 1;
 	}
-	bool bos = fm_tokenizer_add_bos(s->tk) && fm_tokenizer_bos(s->tk) >= 0;
-	int rc = tokenize(s, full->p, full->n, bos, ids, n);
-	if (!rc && bos)
-		(*ids)[0] = fm_tokenizer_bos(s->tk);
+	int rc = spell_ids(s);
+	if (rc)
+		return rc;
+	size_t common = 0, off = 0;
+	while (common < s->text.n && common < full->n && s->text.p[common] == full->p[common])
+		common++;
+	int keep = s->n_lead;
+	for (; keep < s->n_ids && off + piece_len(s, s->ids[keep]) <= common; keep++)
+		off += piece_len(s, s->ids[keep]);
+	rc = tokenize(s, full->p + off, full->n - off, keep, ids, n);
+	if (!rc)
+		memcpy(*ids, s->ids, (size_t)keep * sizeof(int32_t));
+	return rc;
+}
+
+/* A message as the tokenizer spells it (NFC, no NUL): what the rendering of
+ * later turns must reproduce byte for byte. */
+static int push_spelled(struct chat_session *s, const char *role, const char *text)
+{
+	struct sbuf b = { 0 };
+	int32_t *ids = NULL;
+	int n = 0;
+	int rc = tokenize(s, text, strlen(text), 0, &ids, &n);
+	if (!rc)
+		rc = sbuf_reserve(&b, 0);
+	for (int k = 0; !rc && k < n; k++)
+		rc = add_piece(s, &b, ids[k], true);
+	if (!rc)
+		rc = push_msg(s, role, b.p, b.n);
+	free(ids);
+	free(b.p);
 	return rc;
 }
 
@@ -192,32 +251,36 @@ static int prefill(struct chat_session *s, const int32_t *ids, int n)
 	return 0;
 }
 
-enum answer_end { ANSWER_EOG, ANSWER_LIMIT, ANSWER_CTX_FULL, ANSWER_STOPPED };
+enum answer_end { ANSWER_GOING, ANSWER_EOG, ANSWER_LIMIT, ANSWER_CTX_FULL, ANSWER_STOPPED };
 
-/* Sample one token onto ids/text (and content unless it ends the answer),
- * print its text. 1 when it ends the answer (end-of-generation), else 0. */
+/* Sample one token onto ids (and content unless it ends the answer), print
+ * its text. 1 when it ends the answer (end-of-generation), else 0. */
 static int take_token(struct chat_session *s, struct fm_detok *d, struct sbuf *content,
 		      int32_t *tok)
 {
 	*tok = fm_sampler_sample(s->s, s->logits);
-	size_t len = 0;
-	const char *piece = fm_token_bytes(s->m, *tok, &len);
-	if (!piece) {
-		piece = "";
-		len = 0;
-	}
 	s->ids[s->n_ids++] = *tok;
-	if (sbuf_add(&s->text, piece, len))
-		return FM_ENOMEM;
 	if (fm_token_is_eog(s->m, *tok))
 		return 1;
-	if (sbuf_add(content, piece, len))
+	if (add_piece(s, content, *tok, true))
 		return FM_ENOMEM;
 	int k = fm_detok_feed(d, *tok, s->piece, s->piece_cap);
 	if (k > 0)
 		fwrite(s->piece, 1, (size_t)k, stdout);
 	fflush(stdout);
 	return 0;
+}
+
+/* Whether to stop after n tokens of the answer (the last not yet evaluated). */
+static enum answer_end answer_end(const struct chat_session *s, int n)
+{
+	if (*s->stop)
+		return ANSWER_STOPPED;
+	if (n >= s->o.n_predict)
+		return ANSWER_LIMIT;
+	if (fm_ctx_n_past(s->c) >= s->o.n_ctx)
+		return ANSWER_CTX_FULL;
+	return ANSWER_GOING;
 }
 
 static void say_end(struct chat_session *s, enum answer_end why)
@@ -238,28 +301,21 @@ static int answer(struct chat_session *s)
 {
 	struct sbuf content = { 0 };
 	struct fm_detok *d = fm_detok_new(s->tk, true);
-	enum answer_end why = ANSWER_EOG;
+	enum answer_end why = ANSWER_GOING;
 	int rc = d ? sbuf_reserve(&content, 0) : FM_ENOMEM;
-	for (int i = 0; !rc; i++) {
+	for (int n = 1; !rc && why == ANSWER_GOING; n++) {
+		struct fm_error err = { 0 };
 		int32_t tok;
 		if ((rc = take_token(s, d, &content, &tok)))
 			break;
-		if (*s->stop)
-			why = ANSWER_STOPPED;
-		else if (i + 1 >= s->o.n_predict)
-			why = ANSWER_LIMIT;
-		else if (fm_ctx_n_past(s->c) >= s->o.n_ctx)
-			why = ANSWER_CTX_FULL;
-		else {
-			struct fm_error err = { 0 };
-			if ((rc = fm_eval(s->c, &tok, 1, s->logits, false, &err)))
-				fprintf(stderr, "\nflashmoe chat: %s\n", err.msg);
-			continue;
-		}
-		break;
+		if ((why = answer_end(s, n)) == ANSWER_GOING &&
+		    (rc = fm_eval(s->c, &tok, 1, s->logits, false, &err)))
+			fprintf(stderr, "\nflashmoe chat: %s\n", err.msg);
 	}
 	if (rc < 0)
 		goto out;
+	if (rc == 1)
+		why = ANSWER_EOG;
 	int k = fm_detok_flush(d, s->piece, s->piece_cap);
 	if (k > 0)
 		fwrite(s->piece, 1, (size_t)k, stdout);
@@ -279,7 +335,7 @@ int chat_session_turn(struct chat_session *s, const char *user_text)
 	struct sbuf full = { 0 };
 	int32_t *ids = NULL;
 	int n = 0;
-	int rc = push_msg(s, "user", user_text, strlen(user_text));
+	int rc = push_spelled(s, "user", user_text);
 	if (rc)
 		goto fail;
 	if ((rc = render(s, &full)) || (rc = turn_ids(s, &full, &ids, &n))) {
@@ -297,19 +353,14 @@ int chat_session_turn(struct chat_session *s, const char *user_text)
 	memcpy(s->ids, ids, (size_t)n * sizeof(int32_t));
 	s->n_ids = n;
 	if (rc) {
-		/* Keep what reached the cache; the text no longer matches it. */
+		/* Keep what reached the cache; drop the message. */
 		s->n_ids = fm_ctx_n_past(s->c);
-		s->text_ok = false;
 		pop_msg(s);
 		if (rc == 1)
 			fputs("[stopped]\n", stdout);
 		rc = rc == 1 ? 0 : rc;
 		goto out;
 	}
-	struct sbuf t = s->text;
-	s->text = full;
-	full = t;
-	s->text_ok = true;
 	rc = answer(s);
 	goto out;
 fail:
@@ -328,9 +379,7 @@ int chat_session_reset(struct chat_session *s)
 {
 	while (s->n_msgs > (s->o.system ? 1u : 0u))
 		pop_msg(s);
-	s->n_ids = 0;
-	s->text.n = 0;
-	s->text_ok = true;
+	s->n_ids = s->n_lead = 0;
 	s->turn = 0;
 	fm_sampler_free(s->s);
 	s->s = fm_sampler_new(&s->o.sp, s->n_vocab);
@@ -353,7 +402,6 @@ struct chat_session *chat_session_new(struct fm_model *m, const struct chat_sess
 	s->m = m;
 	s->tk = fm_model_tokenizer(m);
 	s->n_vocab = fm_model_get_info(m)->n_vocab;
-	s->text_ok = true;
 	s->c = fm_ctx_new(m, o->n_ctx, &err);
 	if (!s->c) {
 		fprintf(stderr, "flashmoe chat: %s\n", err.msg);
@@ -366,7 +414,7 @@ struct chat_session *chat_session_new(struct fm_model *m, const struct chat_sess
 	s->piece = malloc(s->piece_cap);
 	if (!s->s || !s->logits || !s->ids || !s->piece)
 		goto nomem;
-	if (o->system && push_msg(s, "system", o->system, strlen(o->system)))
+	if (o->system && push_spelled(s, "system", o->system))
 		goto nomem;
 	return s;
 nomem:

@@ -17,6 +17,7 @@ int cmd_gen_tiny(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
 int cmd_cache_sim(int argc, char **argv);
+int cmd_perplexity(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 
 /* Argument helpers: print "flashmoe CMD: ..." and return false on bad input. */

@@ -12,6 +12,7 @@
  *   - /reset /stats /help /exit (/quit).
  */
 #include <locale.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +67,24 @@ static void set_sigint(enum sigint_mode mode)
 	sa.sa_handler = mode == SIGINT_EXIT ? SIG_DFL : on_sigint;
 	sa.sa_flags = mode == SIGINT_STOP ? SA_RESTART : 0;
 	sigaction(SIGINT, &sa, NULL);
+}
+
+/* Block (or restore, with block false) the signals libedit and we handle in
+ * the calling thread. Blocked while the model and context start their
+ * threads, which inherit the mask: the handlers then run on the main thread
+ * only. libedit's (SIGCONT redraws the line after Ctrl-Z and fg) crash when
+ * run on a worker thread while the main thread is in readline. */
+static void mask_signals(bool block, sigset_t *saved)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGTSTP, SIGCONT, SIGWINCH };
+	sigset_t set;
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaddset(&set, sigs[i]);
+	if (block)
+		pthread_sigmask(SIG_BLOCK, &set, saved);
+	else
+		pthread_sigmask(SIG_SETMASK, saved, NULL);
 }
 
 struct chat_opts {
@@ -266,18 +285,22 @@ int cmd_chat(int argc, char **argv)
 		return r > 0 ? 0 : 2;
 	int rc = 1;
 	struct chat_session *s = NULL;
+	struct fm_model *m = NULL;
 	bool tty = isatty(STDIN_FILENO);
+	sigset_t saved;
 	if (tty)
 		setlocale(LC_CTYPE, ""); /* libedit reads UTF-8 input only in a UTF-8 locale */
-	struct fm_model *m = cli_open_model("chat", &o.mo);
-	if (!m || !(o.so.tmpl = pick_template(m, o.so.tmpl)))
-		goto out;
-	o.so.n_ctx = context_size(m, o.mo.n_ctx);
-	o.so.verbose = o.mo.mp.verbose;
-	if (!(s = chat_session_new(m, &o.so, &chat_stop)))
+	mask_signals(true, &saved);
+	m = cli_open_model("chat", &o.mo);
+	if (m && (o.so.tmpl = pick_template(m, o.so.tmpl))) {
+		o.so.n_ctx = context_size(m, o.mo.n_ctx);
+		o.so.verbose = o.mo.mp.verbose;
+		s = chat_session_new(m, &o.so, &chat_stop);
+	}
+	mask_signals(false, &saved);
+	if (!s)
 		goto out;
 	if (tty) {
-		rl_catch_signals = 0; /* our SIGINT handler, not libedit's */
 		printf("flashmoe chat: template %s, context %d tokens. /help for commands; "
 		       "Ctrl-C stops an answer, Ctrl-D leaves.\n", o.so.tmpl, o.so.n_ctx);
 	}

@@ -1,4 +1,6 @@
-/* cmd_generate.c: flashmoe generate, continue a prompt. */
+/* cmd_generate.c: flashmoe generate, continue a prompt (with --chat, answer
+ * it as one user turn of the model's chat template). */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +9,7 @@
 
 static const char usage_text[] =
 	"usage: flashmoe generate -m MODEL (-p TEXT | --token-ids 1,2,3) [-n N] [--temp T] [--top-k K]\n"
+	"       [--chat [--system TEXT] [--template chatml|qwen3|qwen35] [--think on|off]]\n"
 	"       [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--ids] [--stats]\n"
 	"       [-t N] [-c CTX] [--mem SIZE] [--isa ref|avx2|avx512] [--experts-per-token K]\n"
 	"       [--io uring|pread|buffered|mmap] [--prefetch on|off] [--stream] [--cache-policy lru|lfu|arc]\n"
@@ -16,8 +19,9 @@ struct gen_opts {
 	struct cli_model_opts mo;
 	struct fm_sampler_params sp;
 	const char *prompt, *ids_s;
+	const char *system, *tmpl; /* --chat: system message, template name */
 	int n_predict;
-	bool print_ids, stats;
+	bool print_ids, stats, chat, think;
 };
 
 static int parse(struct gen_opts *g, int argc, char **argv)
@@ -38,13 +42,18 @@ static int parse(struct gen_opts *g, int argc, char **argv)
 			g->stats = true;
 			continue;
 		}
+		if (!strcmp(a, "--chat")) {
+			g->chat = true;
+			continue;
+		}
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			fputs(usage_text, stdout);
 			exit(0);
 		}
 		static const char *const valued[] = { "-p", "--prompt", "--token-ids", "-n", "--n-predict",
 						       "--temp", "--top-k", "--top-p", "--min-p",
-						       "--repeat-penalty", "--seed", NULL };
+						       "--repeat-penalty", "--seed", "--system", "--template",
+						       "--think", NULL };
 		bool known = false;
 		for (int k = 0; valued[k] && !known; k++)
 			known = !strcmp(a, valued[k]);
@@ -73,7 +82,16 @@ static int parse(struct gen_opts *g, int argc, char **argv)
 			ok = cli_float("generate", a, v, 0.01, 100, &g->sp.repeat_penalty);
 		else if (!strcmp(a, "--seed"))
 			ok = cli_u64("generate", a, v, &g->sp.seed);
-		else {
+		else if (!strcmp(a, "--system"))
+			g->system = v;
+		else if (!strcmp(a, "--template"))
+			g->tmpl = v;
+		else if (!strcmp(a, "--think")) {
+			ok = !strcmp(v, "on") || !strcmp(v, "off");
+			g->think = !strcmp(v, "on");
+			if (!ok)
+				fprintf(stderr, "flashmoe generate: --think expects on or off, got '%s'\n", v);
+		} else {
 			fprintf(stderr, "flashmoe generate: unknown option '%s'\n%s", a, usage_text);
 			return -1;
 		}
@@ -85,32 +103,91 @@ static int parse(struct gen_opts *g, int argc, char **argv)
 			usage_text);
 		return -1;
 	}
+	if (!g->chat && (g->system || g->tmpl)) {
+		fprintf(stderr, "flashmoe generate: --system and --template need --chat\n");
+		return -1;
+	}
+	if (g->chat && !g->prompt) {
+		fprintf(stderr, "flashmoe generate: --chat needs -p TEXT\n");
+		return -1;
+	}
 	return 0;
 }
 
-static int prompt_ids(const struct gen_opts *g, struct fm_model *m, int32_t **ids, int *n)
+/* --chat: the prompt as one user turn (after the --system message) in the
+ * chat template (--template, else the model's, else ChatML), ending with the
+ * assistant's generation prompt. malloc'd; NULL after an error (printed). */
+static char *chat_prompt(const struct gen_opts *g, struct fm_model *m)
 {
-	if (g->ids_s)
-		return cli_ids("generate", g->ids_s, ids, n) ? 0 : -1;
-	size_t len = strlen(g->prompt);
+	const char *tmpl = g->tmpl ? g->tmpl : fm_tokenizer_chat_template(fm_model_tokenizer(m));
+	struct fm_chat_msg msgs[2];
+	size_t n = 0, len = 0;
+	if (g->system)
+		msgs[n++] = (struct fm_chat_msg){ "system", g->system };
+	msgs[n++] = (struct fm_chat_msg){ "user", g->prompt };
+	if (!tmpl)
+		fprintf(stderr, "flashmoe generate: no known chat template in the model; using chatml\n");
+	tmpl = tmpl ? tmpl : "chatml";
+	if (fm_chat_render(tmpl, msgs, n, true, g->think, NULL, 0, &len)) {
+		fprintf(stderr, "flashmoe generate: unknown --template '%s' (chatml, qwen3, qwen35)\n",
+			tmpl);
+		return NULL;
+	}
+	char *text = malloc(len + 1);
+	if (text && fm_chat_render(tmpl, msgs, n, true, g->think, text, len + 1, &len)) {
+		free(text);
+		text = NULL;
+	}
+	return text;
+}
+
+/* Text -> ids with the model's tokenizer (special tokens parsed), after its
+ * BOS when the tokenizer adds one, as Hugging Face's does. */
+static int tokenize_text(const struct fm_tokenizer *tk, const char *text, int32_t **ids, int *n)
+{
+	size_t len = strlen(text);
+	int bos = fm_tokenizer_add_bos(tk) && fm_tokenizer_bos(tk) >= 0;
+	if (len > INT_MAX / 2) {
+		fprintf(stderr, "flashmoe generate: the prompt is too long\n");
+		return -1;
+	}
 	int cap = (int)len + 8;
-	*ids = malloc((size_t)cap * sizeof(int32_t));
+	*ids = malloc(((size_t)cap + 1) * sizeof(int32_t));
 	if (!*ids)
 		return -1;
-	*n = fm_tokenize(m, g->prompt, len, *ids, cap, true);
-	if (*n == FM_EUNSUPPORTED) {
-		fprintf(stderr, "flashmoe generate: the model has no tokenizer; use --token-ids\n");
+	int k = fm_tokenizer_encode(tk, text, len, true, *ids + bos, cap);
+	if (k < 0 || k > cap) {
+		fprintf(stderr, "flashmoe generate: cannot tokenize the prompt (%d tokens, room for %d)\n",
+			k, cap);
 		return -1;
 	}
-	if (*n > cap) {
-		fprintf(stderr, "flashmoe generate: the prompt needs %d tokens (more than %d)\n", *n, cap);
-		return -1;
-	}
-	if (*n <= 0) {
+	if (bos)
+		(*ids)[0] = fm_tokenizer_bos(tk);
+	*n = bos + k;
+	if (*n == 0) {
 		fprintf(stderr, "flashmoe generate: the prompt gives no tokens\n");
 		return -1;
 	}
 	return 0;
+}
+
+/* The prompt's ids: --token-ids, or -p's text (through the chat template
+ * with --chat). */
+static int prompt_ids(const struct gen_opts *g, struct fm_model *m, int32_t **ids, int *n)
+{
+	if (g->ids_s)
+		return cli_ids("generate", g->ids_s, ids, n) ? 0 : -1;
+	const struct fm_tokenizer *tk = fm_model_tokenizer(m);
+	char *chat = NULL;
+	if (!tk) {
+		fprintf(stderr, "flashmoe generate: the model has no tokenizer; use --token-ids\n");
+		return -1;
+	}
+	if (g->chat && !(chat = chat_prompt(g, m)))
+		return -1;
+	int rc = tokenize_text(tk, chat ? chat : g->prompt, ids, n);
+	free(chat);
+	return rc;
 }
 
 /* Token output: ids, or text through the streaming decoder (a character
@@ -164,7 +241,7 @@ static void print_stats(struct fm_model *m, const float *logits, int n_vocab)
 
 int cmd_generate(int argc, char **argv)
 {
-	struct gen_opts g = { .n_predict = 64 };
+	struct gen_opts g = { .n_predict = 64, .think = true };
 	cli_model_opts_init(&g.mo);
 	fm_sampler_params_default(&g.sp);
 	if (parse(&g, argc, argv))
