@@ -14,7 +14,7 @@
  *   char magic[8] = "FMKLLOG1"; uint32 version = 1, n_ctx, n_vocab, n_chunk;
  *   int32 tokens[n_chunk * n_ctx];
  *   then per window, per scored position j = n_ctx/2 .. n_ctx-2, one row:
- *   float32 scale, float32 base, uint16 q[n_vocab]   (rows in host order;
+ *   float32 scale, float32 base, float32 nll, uint16 q[n_vocab] (in host order;
  *   flashmoe's hosts, x86-64 and arm64, are little-endian)
  * where the row's log-probabilities are log p[i] = base + scale * q[i], with
  * floor = max(min logit, max logit - 16), scale = (max - floor) / 65535,
@@ -22,9 +22,10 @@
  * base = floor - log sum exp(logits). KL(base || current) of a row is
  * sum over i with q[i] > 0 of p[i] (log p[i] - log p_current[i]): entries
  * 16 nats or more below the top logit are left out (llama.cpp does the same).
- * A row is 8 + 2 n_vocab bytes: 304 KB at Qwen3's vocabulary, so 77 MB per
- * window of 512; --chunks N limits the windows (with --kl-base: the first N
- * windows of the file).
+ * nll is the base model's exact -log p of the row's target token (the
+ * quantized q cannot hold targets below the floor). A row is 12 + 2 n_vocab
+ * bytes: 304 KB at Qwen3's vocabulary, so 77 MB per window of 512; --chunks N
+ * limits the windows (with --kl-base: the first N windows of the file).
  *
  * Uses only flashmoe.h. Owns no model code; the softmax per row is plain C.
  */
@@ -191,7 +192,7 @@ static void put_u32le(unsigned char *p, uint32_t v)
 
 static uint64_t kl_row_bytes(int n_vocab)
 {
-	return 8 + 2 * (uint64_t)n_vocab;
+	return 12 + 2 * (uint64_t)n_vocab;
 }
 
 /* Open --kl-base: check the header against the file size and the model, read
@@ -283,7 +284,7 @@ static double row_lse(const float *l, int n)
 	return mx + log(s);
 }
 
-static int save_row(struct ppl_run *r, const float *l, double lse)
+static int save_row(struct ppl_run *r, const float *l, double lse, double nll)
 {
 	float mx = l[0], mn = l[0];
 	for (int i = 1; i < r->n_vocab; i++) {
@@ -297,9 +298,9 @@ static int save_row(struct ppl_run *r, const float *l, double lse)
 		float v = l[i] > floor_l ? nearbyintf((l[i] - floor_l) * inv) : 0.0f;
 		r->q[i] = v > 65535.0f ? 65535 : (uint16_t)v;
 	}
-	float hdr[2] = { scale, (float)(floor_l - lse) };
+	float hdr[3] = { scale, (float)(floor_l - lse), (float)nll };
 	/* rows in host order: flashmoe's hosts (x86-64, arm64) are little-endian */
-	if (fwrite(hdr, sizeof(float), 2, r->save) != 2 ||
+	if (fwrite(hdr, sizeof(float), 3, r->save) != 3 ||
 	    fwrite(r->q, 2, (size_t)r->n_vocab, r->save) != (size_t)r->n_vocab) {
 		fprintf(stderr, "flashmoe perplexity: writing the logits file failed\n");
 		return -1;
@@ -307,11 +308,11 @@ static int save_row(struct ppl_run *r, const float *l, double lse)
 	return 0;
 }
 
-/* KL(base || current) of one row, top-1 agreement and the base nll. */
-static int kl_row(struct ppl_run *r, const float *l, double lse, int32_t tgt)
+/* KL(base || current) of one row, top-1 agreement and the base's nll. */
+static int kl_row(struct ppl_run *r, const float *l, double lse)
 {
-	float hdr[2];
-	if (fread(hdr, sizeof(float), 2, r->base) != 2 ||
+	float hdr[3];
+	if (fread(hdr, sizeof(float), 3, r->base) != 3 ||
 	    fread(r->q, 2, (size_t)r->n_vocab, r->base) != (size_t)r->n_vocab) {
 		fprintf(stderr, "flashmoe perplexity: reading the base logits failed\n");
 		return -1;
@@ -331,7 +332,7 @@ static int kl_row(struct ppl_run *r, const float *l, double lse, int32_t tgt)
 	r->kl2 += kl * kl;
 	r->kl_max = kl > r->kl_max ? kl : r->kl_max;
 	r->n_top1 += top_b == top_c;
-	r->base_nll -= hdr[1] + (double)hdr[0] * r->q[tgt];
+	r->base_nll += hdr[2];
 	return 0;
 }
 
@@ -342,9 +343,9 @@ static int score_row(struct ppl_run *r, const float *l, int32_t tgt)
 	r->nll += nll;
 	r->nll2 += nll * nll;
 	r->n_scored++;
-	if (r->save && save_row(r, l, lse))
+	if (r->save && save_row(r, l, lse, nll))
 		return -1;
-	if (r->base && kl_row(r, l, lse, tgt))
+	if (r->base && kl_row(r, l, lse))
 		return -1;
 	return 0;
 }

@@ -42,6 +42,7 @@ class Config:
     n_ctx: int = 512
     rope_theta: float = 10000.0
     rms_eps: float = 1e-6
+    dropout: float = 0.0  # training only: on the embedding and each block's outputs
 
     def to_dict(self):
         return asdict(self)
@@ -136,60 +137,50 @@ class MoE(nn.Module):
 
 class TiedSoftmaxCE(torch.autograd.Function):
     """Mean cross entropy of logits = x W^T over the active rows W plus
-    n_inactive logits fixed at 0, computed in chunks of rows so that a chunk
-    of logits stays in cache; backward recomputes the logits (one more matmul)
-    instead of storing N x n_active floats. Targets >= n_active have logit 0.
-    The matmuls take mm_dtype inputs (bf16: ~3x faster on AVX512-BF16 CPUs)
-    and accumulate in fp32; the softmax is fp32."""
-    CHUNK = 256
-
-    @staticmethod
-    def _chunk_logits(x, w_mm, r0, r1, mm_dtype):
-        return torch.mm(x[r0:r1].to(mm_dtype), w_mm.t()).float()
+    n_inactive logits fixed at 0 (targets >= n_active have logit 0).
+    The big matmuls (logits; d/dx and d/dW in backward) run once over all N
+    rows in mm_dtype (bf16: ~3x faster than fp32 on AVX512-BF16 CPUs; logits
+    and gradients rounded to bf16 as under autocast); the softmax runs in fp32 over chunks of
+    rows that fit in cache, and backward turns the stored logits into
+    d CE / d logits in place."""
+    CHUNK = 128
 
     @staticmethod
     def forward(ctx, x, w, tgt, n_inactive, mm_dtype):
         n, va = x.shape[0], w.shape[0]
-        w_mm = w.to(mm_dtype)
-        lse = x.new_empty(n, dtype=torch.float32)
-        tgt_logit = x.new_zeros(n, dtype=torch.float32)
+        xm, wm = x.to(mm_dtype), w.to(mm_dtype)
+        logits = torch.mm(xm, wm.t())                             # [n, va]
+        lse = torch.empty(n, dtype=torch.float32)
+        tgt_logit = torch.zeros(n, dtype=torch.float32)
         active = tgt < va
-        log_inactive = math.log(n_inactive) if n_inactive else None
         for r0 in range(0, n, TiedSoftmaxCE.CHUNK):
             r1 = min(n, r0 + TiedSoftmaxCE.CHUNK)
-            lg = TiedSoftmaxCE._chunk_logits(x, w_mm, r0, r1, mm_dtype)
+            lg = logits[r0:r1].float()
             l = torch.logsumexp(lg, dim=1)
-            if log_inactive is not None:
-                l = torch.logaddexp(l, torch.tensor(log_inactive))
+            if n_inactive:
+                l = torch.logaddexp(l, torch.tensor(math.log(n_inactive)))
             lse[r0:r1] = l
             t = tgt[r0:r1].clamp(max=va - 1)
             tgt_logit[r0:r1] = torch.where(active[r0:r1], lg.gather(1, t[:, None])[:, 0], 0.0)
-        ctx.save_for_backward(x, w, tgt, lse)
-        ctx.mm_dtype = mm_dtype
+        ctx.save_for_backward(xm, wm, tgt, lse, logits)
+        ctx.dtypes = (x.dtype, w.dtype)
         return (lse - tgt_logit).mean()
 
     @staticmethod
     def backward(ctx, g):
-        x, w, tgt, lse = ctx.saved_tensors
-        mm_dtype = ctx.mm_dtype
-        n, va = x.shape[0], w.shape[0]
-        w_mm = w.to(mm_dtype)
-        gx = torch.empty_like(x)
-        gw = torch.zeros(w.shape, dtype=torch.float32)
+        xm, wm, tgt, lse, logits = ctx.saved_tensors
+        n, va = logits.shape
         scale = g.float() / n
         for r0 in range(0, n, TiedSoftmaxCE.CHUNK):
             r1 = min(n, r0 + TiedSoftmaxCE.CHUNK)
-            lg = TiedSoftmaxCE._chunk_logits(x, w_mm, r0, r1, mm_dtype)
-            p = torch.exp_(lg.sub_(lse[r0:r1, None]))          # softmax of the chunk
+            p = torch.exp_(logits[r0:r1].float().sub_(lse[r0:r1, None]))  # softmax
             t = tgt[r0:r1]
             rows = torch.nonzero(t < va)[:, 0]
-            p[rows, t[rows]] -= 1.0                              # d CE / d logit
-            p.mul_(scale)
-            pm = p.to(mm_dtype)
-            gx[r0:r1] = torch.mm(pm, w_mm).to(x.dtype)
-            gw.addmm_(pm.t(), x[r0:r1].to(mm_dtype), out_dtype=torch.float32) \
-                if False else gw.add_(torch.mm(pm.t(), x[r0:r1].to(mm_dtype)).float())
-        return gx, gw.to(w.dtype), None, None, None
+            p[rows, t[rows]] -= 1.0                                       # - one-hot
+            logits[r0:r1] = p.mul_(scale)
+        gx = torch.mm(logits, wm).to(ctx.dtypes[0])
+        gw = torch.mm(logits.t(), xm).to(ctx.dtypes[1])
+        return gx, gw, None, None, None
 
 
 class Block(nn.Module):
@@ -202,11 +193,12 @@ class Block(nn.Module):
         self.moe = MoE(cfg)
 
     def forward(self, h, cos, sin):
-        eps = self.cfg.rms_eps
-        h = h + self.attn(rms_norm(h, self.attn_norm, eps), cos, sin)
+        eps, p = self.cfg.rms_eps, self.cfg.dropout
+        a = self.attn(rms_norm(h, self.attn_norm, eps), cos, sin)
+        h = h + F.dropout(a, p, self.training)
         B, T, H = h.shape
         y, aux = self.moe(rms_norm(h, self.ffn_norm, eps).reshape(B * T, H))
-        return h + y.view(B, T, H), aux
+        return h + F.dropout(y.view(B, T, H), p, self.training), aux
 
 
 class Qwen3Moe(nn.Module):
@@ -252,7 +244,7 @@ class Qwen3Moe(nn.Module):
         else:
             cos, sin = self.rope_cos[:T], self.rope_sin[:T]
         table = torch.cat([self.embed, self.embed.new_zeros(1, self.cfg.n_embd)])
-        h = table[self.id_map[tokens]]
+        h = F.dropout(table[self.id_map[tokens]], self.cfg.dropout, self.training)
         aux = h.new_zeros((), dtype=torch.float32)
         for blk in self.blocks:
             h, a = blk(h, cos, sin)
@@ -261,7 +253,8 @@ class Qwen3Moe(nn.Module):
 
     def loss(self, tokens, targets, mm_dtype=torch.bfloat16):
         """Mean full-vocabulary cross entropy (nats) and the mean aux loss.
-        mm_dtype: the type of the output matmul's inputs (fp32 accumulate)."""
+        mm_dtype: the type of the output matmuls' inputs and outputs (bf16:
+        rounded as autocast rounds them; the matmul accumulates in fp32)."""
         x, aux = self.hidden(tokens)
         tgt = self.id_map[targets.reshape(-1)]
         ce = TiedSoftmaxCE.apply(x.reshape(-1, self.cfg.n_embd), self.embed, tgt,

