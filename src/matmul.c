@@ -41,7 +41,13 @@ static void seg_rows(const struct kernels *k, const struct mm_seg *s, int r0, in
 {
 	const struct qmat *w = s->w;
 	vec_dot_fn dot = k->fmt[w->type].vec_dot;
+	gemv_fn gemv = k->fmt[w->type].gemv;
 	float tmp[KERNEL_MAX_NY];
+	if (s->n_tok == 1 && gemv) { /* decode: the multi-row kernel */
+		gemv((size_t)w->n_cols, w->data + (size_t)r0 * w->row_bytes, w->row_bytes, r1 - r0,
+		     s->act, s->out + r0);
+		return;
+	}
 	for (int t0 = 0; t0 < s->n_tok; t0 += KERNEL_MAX_NY) {
 		int ny = s->n_tok - t0 < KERNEL_MAX_NY ? s->n_tok - t0 : KERNEL_MAX_NY;
 		const uint8_t *a = (const uint8_t *)s->act + (size_t)t0 * s->act_stride;

@@ -60,25 +60,36 @@ void ops_swiglu(float *y, const float *g, const float *u, int n)
 		y[i] = ops_silu(g[i]) * u[i];
 }
 
-void ops_axpy(float *y, float a, const float *x, int n)
+/* The attention inner loops: compiled for AVX-512, AVX2 and the baseline,
+ * chosen at load time (ifunc). Each lane's arithmetic is written out in the
+ * source (no -ffast-math, no contraction in ISO C), so every clone returns the
+ * same bits. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define OPS_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define OPS_CLONES
+#endif
+
+OPS_CLONES void ops_axpy(float *y, float a, const float *x, int n)
 {
 	for (int i = 0; i < n; i++)
 		y[i] += a * x[i];
 }
 
-float ops_dot(const float *a, const float *b, int n)
+/* 16 running sums (one zmm, two ymm), folded pairwise at the end. */
+OPS_CLONES float ops_dot(const float *a, const float *b, int n)
 {
-	float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+	float s[16] = { 0 };
 	int i = 0;
-	for (; i + 4 <= n; i += 4) {
-		s0 += a[i] * b[i];
-		s1 += a[i + 1] * b[i + 1];
-		s2 += a[i + 2] * b[i + 2];
-		s3 += a[i + 3] * b[i + 3];
-	}
+	for (; i + 16 <= n; i += 16)
+		for (int j = 0; j < 16; j++)
+			s[j] += a[i + j] * b[i + j];
 	for (; i < n; i++)
-		s0 += a[i] * b[i];
-	return (s0 + s1) + (s2 + s3);
+		s[0] += a[i] * b[i];
+	for (int w = 8; w >= 1; w /= 2)
+		for (int j = 0; j < w; j++)
+			s[j] += s[j + w];
+	return s[0];
 }
 
 void ops_topk(const float *x, int n, int k, int *idx)

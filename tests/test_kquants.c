@@ -45,6 +45,7 @@ struct fmt {
 	quantize_row_fn quantize;
 	dequantize_row_fn dequantize;
 	vec_dot_fn dot[KERNEL_ISA_COUNT];
+	gemv_fn gemv[KERNEL_ISA_COUNT];
 	double rms_bound; /* round-trip RMS error on N(0,1) */
 };
 
@@ -53,16 +54,20 @@ struct fmt {
 static const struct fmt fmts[] = {
 	{ "q6_K", GGML_TYPE_Q6_K, sizeof(struct block_q6_K), quantize_row_q6_K_ref,
 	  dequantize_row_q6_K_ref,
-	  { vec_dot_q6_K_ref, T_AVX2(vec_dot_q6_K), T_AVX512(vec_dot_q6_K) }, 0.0185 },
+	  { vec_dot_q6_K_ref, T_AVX2(vec_dot_q6_K), T_AVX512(vec_dot_q6_K) },
+	  { NULL, T_AVX2(gemv_q6_K), T_AVX512(gemv_q6_K) }, 0.0185 },
 	{ "q5_K", GGML_TYPE_Q5_K, sizeof(struct block_q5_K), quantize_row_q5_K_ref,
 	  dequantize_row_q5_K_ref,
-	  { vec_dot_q5_K_ref, T_AVX2(vec_dot_q5_K), T_AVX512(vec_dot_q5_K) }, 0.038 },
+	  { vec_dot_q5_K_ref, T_AVX2(vec_dot_q5_K), T_AVX512(vec_dot_q5_K) },
+	  { NULL, T_AVX2(gemv_q5_K), T_AVX512(gemv_q5_K) }, 0.038 },
 	{ "q4_K", GGML_TYPE_Q4_K, sizeof(struct block_q4_K), quantize_row_q4_K_ref,
 	  dequantize_row_q4_K_ref,
-	  { vec_dot_q4_K_ref, T_AVX2(vec_dot_q4_K), T_AVX512(vec_dot_q4_K) }, 0.075 },
+	  { vec_dot_q4_K_ref, T_AVX2(vec_dot_q4_K), T_AVX512(vec_dot_q4_K) },
+	  { NULL, T_AVX2(gemv_q4_K), T_AVX512(gemv_q4_K) }, 0.075 },
 	{ "q2_K", GGML_TYPE_Q2_K, sizeof(struct block_q2_K), quantize_row_q2_K_ref,
 	  dequantize_row_q2_K_ref,
-	  { vec_dot_q2_K_ref, T_AVX2(vec_dot_q2_K), T_AVX512(vec_dot_q2_K) }, 0.285 },
+	  { vec_dot_q2_K_ref, T_AVX2(vec_dot_q2_K), T_AVX512(vec_dot_q2_K) },
+	  { NULL, T_AVX2(gemv_q2_K), T_AVX512(gemv_q2_K) }, 0.285 },
 };
 #define N_FMTS (sizeof(fmts) / sizeof(fmts[0]))
 
@@ -521,6 +526,60 @@ static void test_simd_dot(void)
 	}
 }
 
+/* gemv (nr rows of one matrix times one activation row) against the
+ * reference vec_dot row by row: every nr from 1 to 9 (the 4-row groups and
+ * the remainder), rows of random blocks, and nothing written past out[nr). */
+static void test_simd_gemv(void)
+{
+	enum { MAX_NR = 9, NB = 5 };
+	static const int n_blocks[] = { 1, 2, NB };
+	static uint8_t w[MAX_NR][QK_K * NB], act[NB * sizeof(struct block_q8_K)];
+	struct t_rng r = { 77 };
+	for (int isa = 1; isa < KERNEL_ISA_COUNT; isa++) {
+		if (!isa_usable(isa)) {
+			printf("  %s: skipped (this CPU lacks it)\n", isa_name[isa]);
+			continue;
+		}
+		int before = t_failures;
+		for (size_t k = 0; k < N_FMTS; k++) {
+			const struct fmt *f = &fmts[k];
+			CHECK(f->gemv[isa] != NULL, "%s %s has no gemv", f->name, isa_name[isa]);
+			if (!f->gemv[isa])
+				continue;
+			for (size_t m = 0; m < sizeof(n_blocks) / sizeof(n_blocks[0]); m++) {
+				size_t n = (size_t)n_blocks[m] * QK_K, rb = n / QK_K * f->block_bytes;
+				/* the rows packed row_bytes apart, as in a matrix */
+				static uint8_t mat[MAX_NR * QK_K * NB];
+				for (int i = 0; i < MAX_NR; i++) {
+					make_row(f, w[i], n, i % 3 == 0, &r);
+					memcpy(mat + (size_t)i * rb, w[i], rb);
+				}
+				make_act(act, 0, 1, n, &r);
+				for (int nr = 1; nr <= MAX_NR; nr++) {
+					float got[MAX_NR + 1];
+					for (int i = 0; i <= MAX_NR; i++)
+						got[i] = NAN;
+					f->gemv[isa](n, mat, rb, nr, act, got);
+					for (int i = 0; i < nr; i++) {
+						float ref;
+						double mag;
+						f->dot[KERNEL_ISA_REF](n, w[i], act, 0, 1, &ref);
+						deq_dot(f, w[i], act, n, &mag);
+						CHECK(isfinite(got[i]) &&
+						      fabs((double)got[i] - ref) <= 1e-6 * mag + 1e-30,
+						      "%s %s gemv n=%zu nr=%d row %d: %.9g vs ref %.9g", f->name,
+						      isa_name[isa], n, nr, i, (double)got[i], (double)ref);
+					}
+					CHECK(isnan(got[nr]), "%s %s gemv nr=%d wrote out[nr]", f->name,
+					      isa_name[isa], nr);
+				}
+			}
+		}
+		printf("  %s: gemv of 4 formats x 3 lengths x nr 1..9 %s\n", isa_name[isa],
+		       t_failures == before ? "match ref" : "FAIL");
+	}
+}
+
 static void test_register(void)
 {
 	for (int isa = 0; isa < KERNEL_ISA_COUNT; isa++) {
@@ -532,6 +591,7 @@ static void test_register(void)
 			CHECK(e->act_type == GGML_TYPE_Q8_K, "%s %s act_type", isa_name[isa], fmts[i].name);
 			CHECK(!fmts[i].dot[isa] || e->vec_dot == fmts[i].dot[isa], "%s %s vec_dot",
 			      isa_name[isa], fmts[i].name);
+			CHECK(e->gemv == fmts[i].gemv[isa], "%s %s gemv", isa_name[isa], fmts[i].name);
 			CHECK(e->quantize == fmts[i].quantize && e->dequantize == fmts[i].dequantize,
 			      "%s %s (de)quantize", isa_name[isa], fmts[i].name);
 		}
@@ -556,6 +616,7 @@ int main(void)
 	test_zero_and_extremes();
 	test_ref_dot();
 	test_simd_dot();
+	test_simd_gemv();
 	test_register();
 	return t_done("test_kquants");
 }

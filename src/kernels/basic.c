@@ -235,7 +235,7 @@ void vec_dot_q4_0_ref(size_t n, const void *w_row, const void *act, size_t act_s
 static void set_fmt(struct kernels *k, enum ggml_type t, enum ggml_type act_type,
 		    vec_dot_fn dot, quantize_row_fn q, dequantize_row_fn dq)
 {
-	k->fmt[t] = (struct kernel_fmt){ act_type, dot, q, dq };
+	k->fmt[t] = (struct kernel_fmt){ act_type, dot, q, dq, NULL };
 }
 
 static void register_ref(struct kernels *k)

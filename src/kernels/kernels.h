@@ -31,6 +31,13 @@ enum kernel_isa { KERNEL_ISA_REF, KERNEL_ISA_AVX2, KERNEL_ISA_AVX512, KERNEL_ISA
 #define KERNEL_MAX_NY 8
 typedef void (*vec_dot_fn)(size_t n, const void *w_row, const void *act,
 			   size_t act_stride, int ny, float *out);
+/* out[r] = dot(w + r * row_bytes, act) for r in [0, nr): several rows of one
+ * weight matrix times ONE activation row (decode). Independent accumulators
+ * for KERNEL_MAX_NR rows at a time keep more memory reads in flight than one
+ * row per call. Optional: NULL means vec_dot row by row. */
+#define KERNEL_MAX_NR 4
+typedef void (*gemv_fn)(size_t n, const void *w, size_t row_bytes, int nr,
+			const void *act, float *out);
 /* Convert n floats to a row of a block format (n a multiple of its block). */
 typedef void (*quantize_row_fn)(const float *x, void *y, size_t n);
 /* Convert a row of a block format back to n floats. */
@@ -41,6 +48,7 @@ struct kernel_fmt {
 	vec_dot_fn vec_dot;             /* NULL: type not usable as a weight */
 	quantize_row_fn quantize;       /* f32 -> this type (reference quality) */
 	dequantize_row_fn dequantize;   /* this type -> f32 */
+	gemv_fn gemv;                   /* NULL: vec_dot per row */
 };
 
 struct kernels {

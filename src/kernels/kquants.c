@@ -621,19 +621,24 @@ struct kq_entry {
 	quantize_row_fn quantize;
 	dequantize_row_fn dequantize;
 	vec_dot_fn vec_dot[KERNEL_ISA_COUNT]; /* indexed by enum kernel_isa */
+	gemv_fn gemv[KERNEL_ISA_COUNT];       /* NULL: vec_dot row by row */
 };
 
 void kernels_register_kquants(struct kernels *k, enum kernel_isa isa)
 {
 	static const struct kq_entry tbl[] = {
 		{ GGML_TYPE_Q4_K, quantize_row_q4_K_ref, dequantize_row_q4_K_ref,
-		  { vec_dot_q4_K_ref, KQ_AVX2(vec_dot_q4_K), KQ_AVX512(vec_dot_q4_K) } },
+		  { vec_dot_q4_K_ref, KQ_AVX2(vec_dot_q4_K), KQ_AVX512(vec_dot_q4_K) },
+		  { NULL, KQ_AVX2(gemv_q4_K), KQ_AVX512(gemv_q4_K) } },
 		{ GGML_TYPE_Q5_K, quantize_row_q5_K_ref, dequantize_row_q5_K_ref,
-		  { vec_dot_q5_K_ref, KQ_AVX2(vec_dot_q5_K), KQ_AVX512(vec_dot_q5_K) } },
+		  { vec_dot_q5_K_ref, KQ_AVX2(vec_dot_q5_K), KQ_AVX512(vec_dot_q5_K) },
+		  { NULL, KQ_AVX2(gemv_q5_K), KQ_AVX512(gemv_q5_K) } },
 		{ GGML_TYPE_Q6_K, quantize_row_q6_K_ref, dequantize_row_q6_K_ref,
-		  { vec_dot_q6_K_ref, KQ_AVX2(vec_dot_q6_K), KQ_AVX512(vec_dot_q6_K) } },
+		  { vec_dot_q6_K_ref, KQ_AVX2(vec_dot_q6_K), KQ_AVX512(vec_dot_q6_K) },
+		  { NULL, KQ_AVX2(gemv_q6_K), KQ_AVX512(gemv_q6_K) } },
 		{ GGML_TYPE_Q2_K, quantize_row_q2_K_ref, dequantize_row_q2_K_ref,
-		  { vec_dot_q2_K_ref, KQ_AVX2(vec_dot_q2_K), KQ_AVX512(vec_dot_q2_K) } },
+		  { vec_dot_q2_K_ref, KQ_AVX2(vec_dot_q2_K), KQ_AVX512(vec_dot_q2_K) },
+		  { NULL, KQ_AVX2(gemv_q2_K), KQ_AVX512(gemv_q2_K) } },
 	};
 	static const quantize_row_fn q8_K[KERNEL_ISA_COUNT] = {
 		quantize_row_q8_K_ref, KQ_AVX2(quantize_row_q8_K), KQ_AVX512(quantize_row_q8_K)
@@ -648,6 +653,7 @@ void kernels_register_kquants(struct kernels *k, enum kernel_isa isa)
 			.vec_dot = tbl[i].vec_dot[isa],
 			.quantize = tbl[i].quantize,
 			.dequantize = tbl[i].dequantize,
+			.gemv = tbl[i].gemv[isa],
 		};
 	}
 	if (q8_K[isa])

@@ -120,6 +120,14 @@ void vec_dot_q6_K_avx2(size_t n, const void *w_row, const void *act, size_t act_
 		       int ny, float *out);
 void vec_dot_q2_K_avx2(size_t n, const void *w_row, const void *act, size_t act_stride,
 		       int ny, float *out);
+void gemv_q4_K_avx2(size_t n, const void *w, size_t row_bytes, int nr, const void *act,
+		float *out);
+void gemv_q5_K_avx2(size_t n, const void *w, size_t row_bytes, int nr, const void *act,
+		float *out);
+void gemv_q6_K_avx2(size_t n, const void *w, size_t row_bytes, int nr, const void *act,
+		float *out);
+void gemv_q2_K_avx2(size_t n, const void *w, size_t row_bytes, int nr, const void *act,
+		float *out);
 
 /* AVX-512 F/BW/VL/VNNI (kquants_avx512.c). */
 void quantize_row_q8_K_avx512(const float *x, void *y, size_t n);
@@ -131,6 +139,14 @@ void vec_dot_q6_K_avx512(size_t n, const void *w_row, const void *act, size_t ac
 			 int ny, float *out);
 void vec_dot_q2_K_avx512(size_t n, const void *w_row, const void *act, size_t act_stride,
 			 int ny, float *out);
+void gemv_q4_K_avx512(size_t n, const void *w, size_t row_bytes, int nr, const void *act,
+		  float *out);
+void gemv_q5_K_avx512(size_t n, const void *w, size_t row_bytes, int nr, const void *act,
+		  float *out);
+void gemv_q6_K_avx512(size_t n, const void *w, size_t row_bytes, int nr, const void *act,
+		  float *out);
+void gemv_q2_K_avx512(size_t n, const void *w, size_t row_bytes, int nr, const void *act,
+		  float *out);
 
 /* Fill k->fmt[Q2_K, Q4_K, Q5_K, Q6_K] (act_type Q8_K, that ISA's vec_dot, the
  * reference quantize/dequantize) and k->quantize_act[Q8_K] with isa's

@@ -317,3 +317,67 @@ void quantize_row_q8_K_avx512(const float *x, void *y, size_t n)
 		b->d = 1 / iscale;
 	}
 }
+
+/* ---- decode: several weight rows times one activation row ----------------
+ * Rows are walked one after the other (interleaving them measured 3x slower:
+ * it breaks the hardware prefetcher's streams); what is shared is the end:
+ * four rows' accumulators are folded and summed across in one go instead of
+ * four horizontal reductions, which cost ~15% of a 2048-column row. */
+KQ_INLINE __m256 gemv_row(enum kq_fmt f, size_t nb, const uint8_t *w,
+			  const struct block_q8_K *a)
+{
+	__m512 acc = _mm512_setzero_ps();
+	__m256 accm = _mm256_setzero_ps();
+	for (size_t i = 0; i < nb; i++) {
+		struct kq_unpacked u;
+		unpack_block(f, w, i, &u);
+		block_row(f, &u, a + i, &acc, &accm);
+	}
+	return _mm256_sub_ps(_mm256_add_ps(_mm512_castps512_ps256(acc),
+					   _mm512_extractf32x8_ps(acc, 1)), accm);
+}
+
+/* The four totals of four 8-float partial sums. */
+KQ_INLINE __m128 hsum4_256(__m256 a, __m256 b, __m256 c, __m256 d)
+{
+	__m256 s = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+	return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+}
+
+KQ_INLINE void gemv(enum kq_fmt f, size_t n, const void *w, size_t row_bytes, int nr,
+		    const void *act, float *out)
+{
+	const uint8_t *wb = w;
+	size_t nb = n / QK_K;
+	int r = 0;
+	for (; r + 4 <= nr; r += 4) {
+		const uint8_t *w0 = wb + (size_t)r * row_bytes;
+		__m256 s0 = gemv_row(f, nb, w0, act);
+		__m256 s1 = gemv_row(f, nb, w0 + row_bytes, act);
+		__m256 s2 = gemv_row(f, nb, w0 + 2 * row_bytes, act);
+		__m256 s3 = gemv_row(f, nb, w0 + 3 * row_bytes, act);
+		_mm_storeu_ps(out + r, hsum4_256(s0, s1, s2, s3));
+	}
+	for (; r < nr; r++)
+		out[r] = hsum_256(gemv_row(f, nb, wb + (size_t)r * row_bytes, act));
+}
+
+void gemv_q4_K_avx512(size_t n, const void *w, size_t rb, int nr, const void *act, float *out)
+{
+	gemv(KQ_Q4_K, n, w, rb, nr, act, out);
+}
+
+void gemv_q5_K_avx512(size_t n, const void *w, size_t rb, int nr, const void *act, float *out)
+{
+	gemv(KQ_Q5_K, n, w, rb, nr, act, out);
+}
+
+void gemv_q6_K_avx512(size_t n, const void *w, size_t rb, int nr, const void *act, float *out)
+{
+	gemv(KQ_Q6_K, n, w, rb, nr, act, out);
+}
+
+void gemv_q2_K_avx512(size_t n, const void *w, size_t rb, int nr, const void *act, float *out)
+{
+	gemv(KQ_Q2_K, n, w, rb, nr, act, out);
+}
