@@ -23,17 +23,28 @@ if [ ! -f "$M" ]; then
 fi
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores"
 $B/flashmoe info -m "$M" | sed -n '1,6p'
-$B/bench/membw 2 | tee build/membw.json
-for t in 1 2; do
-	$B/flashmoe bench -m "$M" -p 512 -n 128 -t $t --json | tee -a build/bench_core.json
+# the bound uses the median of three bandwidth runs (one run once read 51 GB/s
+# at 2 threads where the usual figure is 29-31)
+rm -f build/membw.json
+for rep in 1 2 3; do $B/bench/membw 2 | tee -a build/membw.json; done
+# three runs per thread count, alternating: this machine is a shared VM whose
+# speed drifts by +-10% between runs; the best and the median are reported
+rm -f build/bench_core.json
+for rep in 1 2 3; do
+	for t in 1 2; do
+		$B/flashmoe bench -m "$M" -p 512 -n 128 -t $t --json | tee -a build/bench_core.json
+	done
 done
 # bytes per generated token: dense + K experts per layer (from info's split)
 /usr/bin/python3 - "$M" "$LAYERS" <<'PY'
 import json, subprocess, sys
 m, layers = sys.argv[1], int(sys.argv[2])
-runs = [json.loads(l) for l in open("build/bench_core.json") if l.strip()][-2:]
-bw = {j["threads"]: j["read_GBps"] for j in map(json.loads, open("build/membw.json"))}
-r = runs[0]
+allruns = [json.loads(l) for l in open("build/bench_core.json") if l.strip()]
+bws = {}
+for j in map(json.loads, open("build/membw.json")):
+    bws.setdefault(j["threads"], []).append(j["read_GBps"])
+bw = {t: sorted(v)[len(v) // 2] for t, v in bws.items()}
+r = allruns[0]
 E, K = 128, 8
 expert_per_token = r["bytes_expert"] / E * K           # all layers
 dense = r["bytes_dense"]
@@ -41,10 +52,13 @@ dense = r["bytes_dense"]
 vocab, hidden = 151936, 2048
 emb = vocab * hidden * 144 / 256
 active = dense - emb + emb / vocab + expert_per_token
-for run in runs:
-    t = run["threads"]
+for t in sorted({j["threads"] for j in allruns}):
+    runs = [j for j in allruns if j["threads"] == t]
+    pp = sorted(j["pp_tok_s"] for j in runs)
+    tg = sorted(j["tg_tok_s"] for j in runs)
     bound = bw[t] * 1e9 / active
-    print(f"threads {t}: pp512 {run['pp_tok_s']:.2f} tok/s, tg128 {run['tg_tok_s']:.2f} tok/s; "
+    print(f"threads {t}: pp512 best {pp[-1]:.2f} (median {pp[len(pp)//2]:.2f}) tok/s, "
+          f"tg128 best {tg[-1]:.2f} (median {tg[len(tg)//2]:.2f}) tok/s; "
           f"active {active/1e6:.1f} MB/token, read {bw[t]:.1f} GB/s -> bound {bound:.1f} tok/s; "
-          f"tg = {100*run['tg_tok_s']/bound:.0f}% of bound")
+          f"tg best = {100*tg[-1]/bound:.0f}%, median = {100*tg[len(tg)//2]/bound:.0f}% of bound")
 PY

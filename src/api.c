@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "api_internal.h"
+#include "kv.h"
 #include "kernels/kernels.h"
 
 void fm_model_params_default(struct fm_model_params *p)
@@ -112,6 +113,12 @@ struct fm_model *fm_model_open(const char *path, const struct fm_model_params *p
 	fm->k = pick_kernels(p->isa, err);
 	if (!fm->k)
 		goto fail;
+	fm->kv_type = p->kv_type ? kv_type_from_name(p->kv_type) : KV_F32;
+	if (fm->kv_type < 0) {
+		fm_err(err, FM_EINVAL, NULL, FM_NO_OFFSET,
+		       "unknown KV cache type '%s' (expected f32 or f16)", p->kv_type);
+		goto fail;
+	}
 	fm->file = gguf_open(path, err);
 	if (!fm->file)
 		goto fail;

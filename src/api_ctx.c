@@ -26,7 +26,8 @@ struct fm_ctx *fm_ctx_new(struct fm_model *fm, int n_ctx, struct fm_error *err)
 	c->fm = fm;
 	c->n_ctx = n_ctx;
 	c->n_batch = n_ctx < FM_DEFAULT_BATCH ? n_ctx : FM_DEFAULT_BATCH;
-	c->kv = kv_new(hp->n_layer, hp->n_head_kv, hp->head_dim, n_ctx, KV_F32, &fm->mem, err);
+	c->kv = kv_new(hp->n_layer, hp->n_head_kv, hp->head_dim, n_ctx, (enum kv_type)fm->kv_type,
+		       &fm->mem, err);
 	if (!c->kv)
 		goto fail;
 	c->fwd = fwd_new(&fm->m, fm->k, fm->pool, c->kv, c->n_batch, &fm->mem, err);

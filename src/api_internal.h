@@ -29,6 +29,7 @@ struct fm_model {
 	struct fm_model_info info;
 	char name[256];
 	struct fm_stats stats;
+	int kv_type;                   /* enum kv_type of new contexts */
 	/* expert streaming */
 	bool streaming;
 	struct io_engine *io;

@@ -119,6 +119,12 @@ void kv_attend(const struct kv_cache *kv, int layer, int h, const float *q, int 
 	for (int r = 0; r < n_rep; r++) {
 		const float *qr = q + (size_t)r * hd;
 		float *o = out + (size_t)r * hd;
+		if (kv->type == KV_F32) { /* rows straight from the cache */
+			ops_dot_rows(scratch, qr, (const float *)kv->k + i0, n_pos, hd, scale);
+			ops_softmax(scratch, n_pos);
+			ops_wsum(o, scratch, (const float *)kv->v + i0, n_pos, hd);
+			continue;
+		}
 		for (int t = 0; t < n_pos; t++)
 			scratch[t] = ops_dot(qr, kv_row(kv, kv->k, i0 + (size_t)t * hd, rowbuf), hd) * scale;
 		ops_softmax(scratch, n_pos);

@@ -2,6 +2,7 @@
 #include "ops.h"
 
 #include <math.h>
+#include <string.h>
 
 void ops_rmsnorm(float *y, const float *x, const float *w, int n, float eps)
 {
@@ -77,7 +78,7 @@ OPS_CLONES void ops_axpy(float *y, float a, const float *x, int n)
 }
 
 /* 16 running sums (one zmm, two ymm), folded pairwise at the end. */
-OPS_CLONES float ops_dot(const float *a, const float *b, int n)
+static inline __attribute__((always_inline)) float dot16(const float *a, const float *b, int n)
 {
 	float s[16] = { 0 };
 	int i = 0;
@@ -90,6 +91,59 @@ OPS_CLONES float ops_dot(const float *a, const float *b, int n)
 		for (int j = 0; j < w; j++)
 			s[j] += s[j + w];
 	return s[0];
+}
+
+OPS_CLONES float ops_dot(const float *a, const float *b, int n)
+{
+	return dot16(a, b, n);
+}
+
+OPS_CLONES void ops_dot_rows(float *out, const float *q, const float *rows, int n_rows, int n,
+			     float scale)
+{
+	for (int t = 0; t < n_rows; t++)
+		out[t] = dot16(q, rows + (size_t)t * n, n) * scale;
+}
+
+/* 64 columns at a time held in registers (4 zmm / 8 ymm) across all rows:
+ * one pass over the rows per 64 columns, no load/store of o per row. The sums
+ * run over t in order from zero, exactly as repeated ops_axpy would. */
+typedef float ops_v16 __attribute__((vector_size(64)));
+/* ld16 is always inlined: its vector return never crosses an ABI boundary */
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+static inline __attribute__((always_inline)) ops_v16 ld16(const float *p)
+{
+	ops_v16 v;
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+OPS_CLONES void ops_wsum(float *o, const float *p, const float *rows, int n_rows, int n)
+{
+	int d0 = 0;
+	for (; d0 + 64 <= n; d0 += 64) {
+		ops_v16 a0 = { 0 }, a1 = { 0 }, a2 = { 0 }, a3 = { 0 };
+		for (int t = 0; t < n_rows; t++) {
+			const float *v = rows + (size_t)t * n + d0;
+			const ops_v16 a = { p[t], p[t], p[t], p[t], p[t], p[t], p[t], p[t],
+					    p[t], p[t], p[t], p[t], p[t], p[t], p[t], p[t] };
+			a0 += a * ld16(v);
+			a1 += a * ld16(v + 16);
+			a2 += a * ld16(v + 32);
+			a3 += a * ld16(v + 48);
+		}
+		memcpy(o + d0, &a0, sizeof(a0));
+		memcpy(o + d0 + 16, &a1, sizeof(a1));
+		memcpy(o + d0 + 32, &a2, sizeof(a2));
+		memcpy(o + d0 + 48, &a3, sizeof(a3));
+	}
+	for (; d0 < n; d0++) {
+		float acc = 0;
+		for (int t = 0; t < n_rows; t++)
+			acc += p[t] * rows[(size_t)t * n + d0];
+		o[d0] = acc;
+	}
 }
 
 void ops_topk(const float *x, int n, int k, int *idx)

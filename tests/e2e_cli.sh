@@ -40,6 +40,18 @@ $BIN logits -m "$T/m.gguf" --token-ids 1,2,3 --out "$T/l.f32" || bad "logits"
 sz=$(stat -c %s "$T/l.f32" 2>/dev/null || echo 0)
 [ "$sz" -eq $((3 * 320 * 4)) ] && ok "logits file is 3 x 320 floats" || bad "logits size $sz"
 $BIN info -m "$T/m.gguf" | grep -q "experts 8 (2 used" && ok "info" || bad "info"
+# an f16 KV cache: logits close to the f32 cache's (f16 rounding of k and v),
+# and not the same bytes (the flag reaches the cache)
+$BIN logits -m "$T/m.gguf" --token-ids 1,2,3,4,5,6 --out "$T/kv32.f32" --kv-type f32 &&
+	$BIN logits -m "$T/m.gguf" --token-ids 1,2,3,4,5,6 --out "$T/kv16.f32" --kv-type f16 || bad "logits --kv-type"
+d=$(/usr/bin/python3 -c "
+import struct, sys
+a = open(sys.argv[1], 'rb').read(); b = open(sys.argv[2], 'rb').read()
+x = struct.unpack('%df' % (len(a) // 4), a); y = struct.unpack('%df' % (len(b) // 4), b)
+print(max(abs(p - q) for p, q in zip(x, y)) / max(abs(p) for p in x))" "$T/kv32.f32" "$T/kv16.f32")
+awk "BEGIN { exit !($d > 0 && $d < 1e-2) }" && ok "--kv-type f16: max rel diff $d vs f32" ||
+	bad "--kv-type f16 vs f32: max rel diff $d"
+expect_error "bad --kv-type" "kv-type" $BIN logits -m "$T/m.gguf" --token-ids 1 --out "$T/x" --kv-type q9
 $BIN bench -m "$T/m.gguf" -p 16 -n 4 --json | grep -q '"tg_tok_s"' && ok "bench --json" || bad "bench"
 
 # bad input

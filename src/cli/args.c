@@ -175,6 +175,14 @@ int cli_model_opt(const char *cmd, struct cli_model_opts *o, int argc, char **ar
 		if (!(v = cli_next(cmd, argc, argv, i)))
 			return -1;
 		o->mp.trace_experts = v;
+	} else if (!strcmp(a, "--kv-type") || !strcmp(a, "--cache-type")) {
+		if (!(v = cli_next(cmd, argc, argv, i)))
+			return -1;
+		if (strcmp(v, "f32") && strcmp(v, "f16")) {
+			fprintf(stderr, "flashmoe %s: %s expects f32 or f16, got '%s'\n", cmd, a, v);
+			return -1;
+		}
+		o->mp.kv_type = v;
 	} else if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) {
 		o->mp.verbose = true;
 	} else {
