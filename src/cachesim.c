@@ -145,7 +145,7 @@ static int sim_read_lines(struct sim_reader *r, struct cachesim_trace *t, FILE *
 			  struct fm_error *err)
 {
 	char *buf = malloc(SIM_MAX_LINE + 2);
-	uint64_t token = 0, prev_token = UINT64_MAX;
+	uint64_t token = 0;
 	int rc = buf ? 0 : fm_err(err, FM_ENOMEM, r->path, FM_NO_OFFSET, "out of memory");
 	while (rc == 0 && fgets(buf, SIM_MAX_LINE + 2, f)) {
 		r->line_no++;
@@ -163,9 +163,11 @@ static int sim_read_lines(struct sim_reader *r, struct cachesim_trace *t, FILE *
 			continue;
 		}
 		rc = sim_parse_line(r, t, buf, &token, err);
-		if (rc == 0 && token != prev_token)
+		/* one line per layer per evaluated token: count layer 0's lines
+		 * (a prompt batch writes tokens 0..n-1 for layer 0, then for layer 1,
+		 * so counting changes of the token id would count each n times) */
+		if (rc == 0 && r->layer_of_line[t->n_lines - 1] == 0)
 			t->n_tokens++;
-		prev_token = token;
 	}
 	if (rc == 0 && ferror(f))
 		rc = fm_err(err, -EIO, r->path, FM_NO_OFFSET, "read error");
