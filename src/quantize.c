@@ -13,7 +13,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "gguf.h"
 #include "kernels/kernels.h"
@@ -112,10 +114,10 @@ enum ggml_type quant_choose_type(const char *name, uint32_t n_dims, const uint64
 				 enum ggml_type *wanted)
 {
 	enum ggml_type want = p->type;
-	uint64_t n_elems = 1;
+	bool empty = false;
 	for (uint32_t d = 0; d < n_dims; d++)
-		n_elems *= ne[d];
-	if (is_int_type(src) || n_elems == 0)
+		empty = empty || ne[d] == 0;
+	if (is_int_type(src) || empty)
 		want = src; /* not weights; nothing to convert */
 	else if (real_dims(n_dims, ne) < 2 || has_suffix(name, "ffn_gate_inp.weight"))
 		want = GGML_TYPE_F32;
@@ -333,14 +335,22 @@ static void convert_rows(void *arg, int task, int thread)
 	}
 }
 
-/* Tensor i: its bytes as they are, or converted into r->buf; then written. */
-static int write_tensor(struct quant_run *r, uint64_t i, struct fm_error *err)
+/* Advice on the input mapping's pages under [p, p + n) (read-only and
+ * file-backed, so dropped pages read back the same). Errors are ignored. */
+static void advise(const void *p, uint64_t n, int advice)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t a = (uintptr_t)p / page * page;
+	if (n)
+		madvise((void *)a, (size_t)((uintptr_t)p - a + n), advice);
+}
+
+/* Tensor i converted row by row into r->buf, then written. */
+static int convert_tensor(struct quant_run *r, uint64_t i, const uint8_t *src,
+			  struct fm_error *err)
 {
 	const struct gguf_tensor_info *t = gguf_tensor(r->in, i);
 	const struct quant_plan *pl = &r->plan[i];
-	const uint8_t *src = gguf_tensor_data(r->in, i);
-	if (pl->to == t->type)
-		return gguf_writer_write_tensor(r->w, i, src, (size_t)t->size_bytes, err);
 	struct convert_job j = {
 		.dequantize = r->k->fmt[t->type].dequantize,
 		.quantize = r->k->fmt[pl->to].quantize,
@@ -356,6 +366,20 @@ static int write_tensor(struct quant_run *r, uint64_t i, struct fm_error *err)
 	j.rows_per_task = (j.n_rows + n_tasks - 1) / n_tasks;
 	pool_run(r->pool, convert_rows, &j, (int)n_tasks);
 	return gguf_writer_write_tensor(r->w, i, r->buf, (size_t)pl->out_bytes, err);
+}
+
+/* Tensor i: its bytes as they are, or converted into r->buf; then written. */
+static int write_tensor(struct quant_run *r, uint64_t i, struct fm_error *err)
+{
+	const struct gguf_tensor_info *t = gguf_tensor(r->in, i);
+	const struct quant_plan *pl = &r->plan[i];
+	const uint8_t *src = gguf_tensor_data(r->in, i);
+	advise(src, t->size_bytes, MADV_SEQUENTIAL);
+	int rc = pl->to == t->type ? gguf_writer_write_tensor(r->w, i, src, (size_t)t->size_bytes, err)
+				   : convert_tensor(r, i, src, err);
+	/* done with these pages: a many-GB input need not stay resident */
+	advise(src, t->size_bytes, MADV_DONTNEED);
+	return rc;
 }
 
 static void report(const struct quant_run *r, uint64_t i, struct quant_summary *sum)
@@ -392,15 +416,19 @@ static int check_params(const struct quant_params *p, const char *in_path, const
 	return 0;
 }
 
-/* The output must not be the input (checked by inode: also catches links). */
-static int check_not_input(const char *in_path, const char *out_path, struct fm_error *err)
+/* The output must not be the input (checked by inode: also catches links),
+ * nor a device or directory: the writer renames path.tmp over it. */
+static int check_output(const char *in_path, const char *out_path, struct fm_error *err)
 {
 	struct stat si, so;
-	if (stat(in_path, &si) || stat(out_path, &so))
-		return 0; /* no output yet; an unreadable input fails at gguf_open */
-	if (si.st_dev == so.st_dev && si.st_ino == so.st_ino)
+	if (stat(out_path, &so))
+		return 0; /* no output yet */
+	if (!S_ISREG(so.st_mode))
 		return fm_err(err, FM_EINVAL, out_path, FM_NO_OFFSET,
-			      "the output '%s' is the input file", out_path);
+			      "the output exists and is not a regular file");
+	if (!stat(in_path, &si) && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
+		return fm_err(err, FM_EINVAL, NULL, FM_NO_OFFSET,
+			      "the output '%s' is the input file '%s'", out_path, in_path);
 	return 0;
 }
 
@@ -429,11 +457,12 @@ int quant_file(const char *in_path, const char *out_path, const struct quant_par
 	struct quant_run r = { .p = p, .in_path = in_path, .out_path = out_path };
 	double t0 = fm_now_s();
 	err = err ? err : &local;
+	err->msg[0] = 0; /* copy_metadata adds a message only where a callee gave none */
 	sum = sum ? sum : &local_sum;
 	*sum = (struct quant_summary){ 0 };
 	int rc = check_params(p, in_path, out_path, err);
 	if (!rc)
-		rc = check_not_input(in_path, out_path, err);
+		rc = check_output(in_path, out_path, err);
 	if (rc)
 		return rc;
 	r.k = kernels_get(KERNEL_ISA_REF);

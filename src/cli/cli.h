@@ -19,6 +19,7 @@ int cmd_detokenize(int argc, char **argv);
 int cmd_cache_sim(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 
 /* Argument helpers: print "flashmoe CMD: ..." and return false on bad input. */
 bool cli_int(const char *cmd, const char *flag, const char *s, long lo, long hi, int *out);

@@ -21,6 +21,7 @@ static const struct subcommand subcommands[] = {
 	{ "cache-sim", cmd_cache_sim, "replay an expert trace under cache policies" },
 	{ "chat", cmd_chat, "talk to the model in the terminal" },
 	{ "perplexity", cmd_perplexity, "perplexity over a text file; KL divergence with --kl-base" },
+	{ "quantize", cmd_quantize, "requantize a model file (like llama-quantize)" },
 };
 
 static void usage(FILE *out)

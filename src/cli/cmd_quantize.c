@@ -1,0 +1,147 @@
+/* cmd_quantize.c: `flashmoe quantize`, requantize a model file (like
+ * llama.cpp's llama-quantize): parses the flags, prints a line per tensor and
+ * a summary. The conversion is src/quantize.c.
+ *
+ * An offline tool, not part of inference: it uses the internal header
+ * src/quantize.h rather than flashmoe.h (as cache-sim uses cachesim.h).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "../quantize.h"
+#include "cli.h"
+
+static const char quant_usage[] =
+	"usage: flashmoe quantize -m IN.gguf --out OUT.gguf --type T [--expert-type T]\n"
+	"       [--embd-type T] [--output-type T] [-t N] [-q]\n"
+	"  T: f32 f16 bf16 q8_0 q4_0 q4_k q5_k q6_k q2_k (any case).\n"
+	"  --type: every weight matrix (2-D or more); --expert-type, --embd-type and\n"
+	"  --output-type override it for ffn_*_exps, token_embd.weight and output.weight.\n"
+	"  Norms and the router (ffn_gate_inp) stay f32. Rows that are not whole blocks\n"
+	"  fall back: k-quants -> q8_0 -> f16. -t: threads (default 2); -q: no per-tensor lines.\n";
+
+struct quant_opts {
+	const char *in, *out;
+	const char *type, *expert_type, *embd_type, *output_type; /* names as given */
+	int n_threads;
+	bool quiet;
+};
+
+/* name -> a type quantize can write; false (with a message) otherwise. */
+static bool parse_type(const char *flag, const char *name, enum ggml_type *out)
+{
+	int t = fm_type_from_name(name);
+	if (t < 0 || !quant_type_writable((enum ggml_type)t)) {
+		fprintf(stderr,
+			"flashmoe quantize: unknown %s '%s' (f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, "
+			"q6_k, q2_k)\n", flag, name);
+		return false;
+	}
+	*out = (enum ggml_type)t;
+	return true;
+}
+
+/* 1 done (help printed), 0 parsed, -1 bad arguments (message printed). */
+static int parse_args(int argc, char **argv, struct quant_opts *o)
+{
+	struct { const char *flag; const char **dst; } str_flags[] = {
+		{ "-m", &o->in }, { "--model", &o->in }, { "--out", &o->out }, { "-o", &o->out },
+		{ "--type", &o->type }, { "--expert-type", &o->expert_type },
+		{ "--embd-type", &o->embd_type }, { "--output-type", &o->output_type },
+	};
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v;
+		size_t f = 0, n_flags = sizeof(str_flags) / sizeof(str_flags[0]);
+		while (f < n_flags && strcmp(a, str_flags[f].flag))
+			f++;
+		if (f < n_flags) {
+			if (!(*str_flags[f].dst = cli_next("quantize", argc, argv, &i)))
+				return -1;
+		} else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+			if (!(v = cli_next("quantize", argc, argv, &i)) ||
+			    !cli_int("quantize", a, v, 1, 1024, &o->n_threads))
+				return -1;
+		} else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+			o->quiet = true;
+		} else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			fputs(quant_usage, stdout);
+			return 1;
+		} else {
+			fprintf(stderr, "flashmoe quantize: unknown option '%s'\n%s", a, quant_usage);
+			return -1;
+		}
+	}
+	const char *missing = !o->in ? "-m IN.gguf" : !o->out ? "--out OUT.gguf" :
+			      !o->type ? "--type T" : NULL;
+	if (missing) {
+		fprintf(stderr, "flashmoe quantize: %s is required\n%s", missing, quant_usage);
+		return -1;
+	}
+	if (!strcmp(o->in, o->out)) {
+		fprintf(stderr, "flashmoe quantize: the output '%s' is the input file\n", o->out);
+		return -1;
+	}
+	return 0;
+}
+
+static bool resolve_types(const struct quant_opts *o, struct quant_params *p)
+{
+	enum ggml_type t;
+	if (!parse_type("--type", o->type, &t))
+		return false;
+	quant_params_default(p, t);
+	p->n_threads = o->n_threads;
+	return (!o->expert_type || parse_type("--expert-type", o->expert_type, &p->expert_type)) &&
+	       (!o->embd_type || parse_type("--embd-type", o->embd_type, &p->embd_type)) &&
+	       (!o->output_type || parse_type("--output-type", o->output_type, &p->output_type));
+}
+
+static void print_tensor(void *user_data, const struct quant_tensor_report *r)
+{
+	const bool *quiet = user_data;
+	if (r->to != r->wanted)
+		fprintf(stderr,
+			"flashmoe quantize: tensor '%s': rows of %llu are not whole %s blocks; "
+			"using %s\n", r->name, (unsigned long long)r->ne[0], fm_type_name(r->wanted),
+			fm_type_name(r->to));
+	if (*quiet)
+		return;
+	char shape[128] = "[";
+	size_t len = 1;
+	for (uint32_t d = 0; d < r->n_dims && len < sizeof(shape); d++)
+		len += (size_t)snprintf(shape + len, sizeof(shape) - len, "%s%llu", d ? ", " : "",
+					(unsigned long long)r->ne[d]);
+	if (len < sizeof(shape) - 1)
+		strcat(shape, "]");
+	printf("[%4llu/%4llu] %-32s %-22s %5s -> %-5s %12llu -> %12llu bytes%s\n",
+	       (unsigned long long)r->index + 1, (unsigned long long)r->n_tensors, r->name, shape,
+	       fm_type_name(r->from), fm_type_name(r->to), (unsigned long long)r->in_bytes,
+	       (unsigned long long)r->out_bytes, r->copied ? " (copied)" : "");
+}
+
+int cmd_quantize(int argc, char **argv)
+{
+	struct quant_opts o = { .n_threads = 2 };
+	int a = parse_args(argc, argv, &o);
+	if (a)
+		return a > 0 ? 0 : 2;
+	struct quant_params p;
+	if (!resolve_types(&o, &p))
+		return 2;
+	p.on_tensor = print_tensor;
+	p.user_data = &o.quiet;
+	struct quant_summary s;
+	struct fm_error err = { 0 };
+	if (quant_file(o.in, o.out, &p, &s, &err)) {
+		fprintf(stderr, "flashmoe quantize: %s\n", err.msg);
+		return 1;
+	}
+	printf("quantized %llu tensors (%llu converted, %llu copied, %llu fell back): "
+	       "%llu -> %llu bytes (%.2f -> %.2f MiB) in %.2f s\n",
+	       (unsigned long long)s.n_tensors, (unsigned long long)s.n_converted,
+	       (unsigned long long)(s.n_tensors - s.n_converted),
+	       (unsigned long long)s.n_fallback, (unsigned long long)s.in_bytes,
+	       (unsigned long long)s.out_bytes, s.in_bytes / 1048576.0, s.out_bytes / 1048576.0,
+	       s.seconds);
+	return 0;
+}
