@@ -42,15 +42,20 @@ int api_stream_open(struct fm_model *fm, const char *path, struct fm_error *err)
 	if (p->io && !strcmp(p->io, "mmap"))
 		return 0;
 	uint64_t dense = m->bytes_dense + m->f32_copies_bytes;
-	fm->streaming = p->stream || (mem && m->bytes_dense + m->bytes_expert + STREAM_MARGIN_BYTES > mem);
+	/* what is resident already: the tokenizer (tens of MiB for a 150K
+	 * vocabulary), code, libraries; the weights are only mapped so far */
+	uint64_t base = rss_bytes();
+	fm->streaming = p->stream ||
+			(mem && base + m->bytes_dense + m->bytes_expert + STREAM_MARGIN_BYTES > mem);
 	if (!fm->streaming)
 		return 0;
-	if (mem && dense + STREAM_MARGIN_BYTES > mem)
+	if (mem && base + dense + STREAM_MARGIN_BYTES > mem)
 		return fm_err(err, FM_ENOMEM, path, FM_NO_OFFSET,
-			      "--mem %.1f MiB cannot hold the dense weights (%.1f MiB) plus a %.0f MiB margin; "
+			      "--mem %.1f MiB cannot hold the dense weights (%.1f MiB) plus what is resident "
+			      "already (%.1f MiB: tokenizer, code) plus a %.0f MiB margin; "
 			      "the experts (%.1f MiB) would stream, but the dense part must be resident",
-			      mem / 1048576.0, dense / 1048576.0, STREAM_MARGIN_BYTES / 1048576.0,
-			      m->bytes_expert / 1048576.0);
+			      mem / 1048576.0, dense / 1048576.0, base / 1048576.0,
+			      STREAM_MARGIN_BYTES / 1048576.0, m->bytes_expert / 1048576.0);
 	int rc = model_copy_dense(&fm->m, err);
 	if (rc)
 		return rc;

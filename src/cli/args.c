@@ -1,8 +1,11 @@
 /* args.c: argument parsing shared by the subcommands. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -222,9 +225,55 @@ void cli_print_stats(struct fm_model *m)
 		st.prefetch_wasted_bytes / 1048576.0);
 }
 
+#define CLI_DEFAULT_MODEL "brown-moe.gguf"
+
+static bool is_file(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+const char *cli_default_model(void)
+{
+	static char path[PATH_MAX + 64];
+	const char *env = getenv("FLASHMOE_MODEL");
+	if (env && *env) {
+		snprintf(path, sizeof(path), "%s", env);
+		return path;
+	}
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n > 0) {
+		exe[n] = '\0';
+		char *slash = strrchr(exe, '/');
+		if (slash)
+			*slash = '\0';
+		static const char *const rel[] = { "/../../models/", "/../share/flashmoe/" };
+		for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+			snprintf(path, sizeof(path), "%s%s%s", exe, rel[i], CLI_DEFAULT_MODEL);
+			static char real[PATH_MAX];
+			if (is_file(path))
+				return realpath(path, real) ? real : path;
+		}
+	}
+	snprintf(path, sizeof(path), "models/%s", CLI_DEFAULT_MODEL);
+	return is_file(path) ? path : NULL;
+}
+
 struct fm_model *cli_open_model(const char *cmd, const struct cli_model_opts *o)
 {
 	const char *path = o->model;
+	if (!path && o->default_model) {
+		path = cli_default_model();
+		if (!path) {
+			fprintf(stderr, "flashmoe %s: no -m MODEL given and the built-in model "
+				"(%s) was not found beside the binary, in ./models or in $FLASHMOE_MODEL\n",
+				cmd, CLI_DEFAULT_MODEL);
+			return NULL;
+		}
+		fprintf(stderr, "flashmoe %s: the built-in model %s (-m MODEL for another)\n", cmd,
+			path);
+	}
 	if (!path) {
 		fprintf(stderr, "flashmoe %s: no model given (-m FILE)\n", cmd);
 		return NULL;

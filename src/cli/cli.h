@@ -37,12 +37,19 @@ const char *cli_next(const char *cmd, int argc, char **argv, int *i);
  * 0 if not, -1 on error. */
 struct cli_model_opts {
 	const char *model;
+	bool default_model;   /* no -m: use the built-in model (generate, chat) */
 	int n_ctx;
 	struct fm_model_params mp;
 };
 void cli_model_opts_init(struct cli_model_opts *o);
 int cli_model_opt(const char *cmd, struct cli_model_opts *o, int argc, char **argv, int *i);
-/* Open the model (the default model when o->model is NULL); prints errors. */
+/* The built-in demo model's path: $FLASHMOE_MODEL, else models/brown-moe.gguf
+ * of the source tree the binary was built in (build/<kind>/flashmoe ->
+ * ../../models), else <prefix>/share/flashmoe/ beside an installed bin/,
+ * else ./models/; NULL when none exists. The path is static. */
+const char *cli_default_model(void);
+/* Open the model (with o->default_model, the built-in one when o->model is
+ * NULL); prints errors. */
 struct fm_model *cli_open_model(const char *cmd, const struct cli_model_opts *o);
 /* --stats: speed, memory and expert-cache statistics to stderr. */
 void cli_print_stats(struct fm_model *m);

@@ -279,6 +279,7 @@ int cmd_chat(int argc, char **argv)
 {
 	struct chat_opts o = { .so = { .n_predict = 512, .think = true } };
 	cli_model_opts_init(&o.mo);
+	o.mo.default_model = true;
 	fm_sampler_params_default(&o.so.sp);
 	int r = parse(&o, argc, argv);
 	if (r)

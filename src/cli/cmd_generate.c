@@ -243,6 +243,7 @@ int cmd_generate(int argc, char **argv)
 {
 	struct gen_opts g = { .n_predict = 64, .think = true };
 	cli_model_opts_init(&g.mo);
+	g.mo.default_model = true;
 	fm_sampler_params_default(&g.sp);
 	if (parse(&g, argc, argv))
 		return 2;

@@ -425,9 +425,14 @@ static int setup(struct ppl_run *r, const struct ppl_args *a)
 		r->n_ctx = a->mo.n_ctx ? a->mo.n_ctx : PPL_DEFAULT_CTX;
 		r->n_chunk = r->n_tokens / r->n_ctx;
 	}
-	if (r->n_ctx < 4 || r->n_chunk < 1) {
-		fprintf(stderr, "flashmoe perplexity: %d tokens; need at least one window of "
-			"-c %d >= 4 tokens\n", r->n_tokens, r->n_ctx);
+	if (r->n_ctx < 4) {
+		fprintf(stderr, "flashmoe perplexity: -c %d is too small: a window needs at least 4 "
+			"tokens (half of it is context, half is scored)\n", r->n_ctx);
+		return -1;
+	}
+	if (r->n_chunk < 1) {
+		fprintf(stderr, "flashmoe perplexity: the text has %d tokens, fewer than one window "
+			"of -c %d\n", r->n_tokens, r->n_ctx);
 		return -1;
 	}
 	if (a->max_chunks && a->max_chunks < r->n_chunk)

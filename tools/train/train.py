@@ -52,6 +52,11 @@ CONFIGS = {
                  n_expert=16, n_expert_used=4, n_ff_exp=128),
     "h256": dict(n_layer=4, n_embd=256, n_head=4, n_head_kv=2, head_dim=64,
                  n_expert=16, n_expert_used=4, n_ff_exp=128),
+    # the shipped model: every matrix's rows are a multiple of 256 elements, so
+    # the experts can be requantized to the K-quants (Q6_K, Q4_K, Q2_K) for
+    # docs/QUALITY.md; Q4_K experts + Q8_0 attention + Q4_0 embedding ~ 29.9 MB
+    "k256": dict(n_layer=4, n_embd=256, n_head=4, n_head_kv=2, head_dim=64,
+                 n_expert=16, n_expert_used=4, n_ff_exp=256),
 }
 
 

@@ -1,0 +1,62 @@
+#!/bin/sh
+# bench/quality.sh: what each speed trick costs in quality, as numbers
+# (docs/QUALITY.md). For a base model at F16 (exported from the training
+# checkpoint: tools/train/README.md), over the first CHUNKS windows of 512
+# tokens of the held-out text:
+#   - held-out perplexity, and the KL divergence of the next-token
+#     distribution from the F16 model's (flashmoe perplexity --save-logits /
+#     --kl-base, as llama.cpp's KL-divergence mode), and top-1 agreement;
+#   - for the expert weights requantized to Q8_0, Q6_K, Q4_K, Q2_K (the rest
+#     stays F16; flashmoe quantize --type f16 --expert-type T);
+#   - for fewer routed experts per token than trained (--experts-per-token K);
+#   - for each KV cache format (--kv-type; the base runs with f32);
+#   - for the shipped file as it is.
+# Usage: sh bench/quality.sh BASE_F16.gguf [SHIPPED.gguf] [CHUNKS=40] [TEXT]
+# Writes build/quality/ (the base distributions take ~0.3 MB per scored token)
+# and prints a Markdown table.
+set -e
+cd "$(dirname "$0")/.."
+BASE=${1:?usage: sh bench/quality.sh BASE_F16.gguf [SHIPPED.gguf] [CHUNKS] [TEXT]}
+SHIPPED=${2:-models/brown-moe.gguf}
+CHUNKS=${3:-40}
+TXT=${4:-models/brown-heldout.txt}
+B=build/release/flashmoe
+Q=build/quality
+make -s >/dev/null
+mkdir -p $Q
+K=$($B info -m "$BASE" | sed -n 's/^experts [0-9]* (\([0-9]*\) used.*/\1/p')
+echo "base $BASE: $K experts per token; $CHUNKS windows of 512 tokens of $TXT" >&2
+
+# label, model, extra flags...: one row of the table
+row() {
+	label=$1 model=$2
+	shift 2
+	out=$Q/$(echo "$label" | tr -c 'A-Za-z0-9_.=-' '_').txt
+	$B perplexity -m "$model" -f "$TXT" -c 512 --chunks "$CHUNKS" -t 2 --kl-base $Q/base.kl "$@" \
+		>"$out" 2>&1 || { cat "$out" >&2; exit 1; }
+	ppl=$(sed -n 's/^perplexity: \([0-9.]*\)$/\1/p' "$out")
+	kl=$(sed -n 's/^kl divergence (base || current): mean \([0-9.e+-]*\) +\/- \([0-9.e+-]*\), max \([0-9.e+-]*\).*/\1 | \2 | \3/p' "$out")
+	top=$(sed -n 's/^top-1 agreement: \([0-9.]*\) %.*/\1%/p' "$out")
+	size=$(stat -c %s "$model")
+	echo "| $label | $(awk "BEGIN { printf \"%.2f\", $size / 1e6 }") | $ppl | $kl | $top |"
+}
+
+$B perplexity -m "$BASE" -f "$TXT" -c 512 --chunks "$CHUNKS" -t 2 --save-logits $Q/base.kl \
+	>$Q/base.txt 2>&1 || { cat $Q/base.txt >&2; exit 1; }
+echo "| configuration | file MB | perplexity | KL mean (nats/token) | +/- | KL max | top-1 same as F16 |"
+echo "| --- | --- | --- | --- | --- | --- | --- |"
+row "F16 (base), KV f32" "$BASE"
+for t in q8_0 q6_k q4_k q2_k; do
+	$B quantize -q -m "$BASE" --out $Q/experts-$t.gguf --type f16 --expert-type $t >$Q/quantize-$t.txt 2>&1
+	fb=$(grep -c "using" $Q/quantize-$t.txt || true)
+	row "experts $t, rest F16$([ "$fb" -gt 0 ] && echo " ($fb tensors fell back to another type)")" \
+		$Q/experts-$t.gguf
+done
+k=$((K - 1))
+while [ $k -ge 1 ]; do
+	row "F16, $k of $K experts per token" "$BASE" --experts-per-token $k
+	k=$((k - 1))
+done
+row "F16, KV cache f16" "$BASE" --kv-type f16
+[ -f "$SHIPPED" ] && row "shipped: $(basename "$SHIPPED")" "$SHIPPED"
+echo "(scored tokens: $(sed -n 's/^scored tokens: \([0-9]*\).*/\1/p' $Q/base.txt))"
