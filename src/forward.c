@@ -276,7 +276,7 @@ static void attn_run(void *arg, int task, int thread)
 	int t = task / hp->n_head_kv, h = task % hp->n_head_kv;
 	int n_rep = hp->n_head / hp->n_head_kv;
 	size_t off = (size_t)t * f->q_dim + (size_t)h * n_rep * hp->head_dim;
-	kv_attend(f->kv, at->layer, h, f->q + off, n_rep, at->pos0 + t + 1,
+	kv_attend(f->kv, f->k, at->layer, h, f->q + off, n_rep, at->pos0 + t + 1,
 		  1.0f / sqrtf((float)hp->head_dim), f->attn + off,
 		  f->att_scratch + (size_t)thread * f->n_ctx);
 }

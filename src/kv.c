@@ -110,8 +110,8 @@ static const float *kv_row(const struct kv_cache *kv, const uint8_t *base, size_
 	return buf;
 }
 
-void kv_attend(const struct kv_cache *kv, int layer, int h, const float *q, int n_rep,
-	       int n_pos, float scale, float *out, float *scratch)
+void kv_attend(const struct kv_cache *kv, const struct kernels *k, int layer, int h,
+	       const float *q, int n_rep, int n_pos, float scale, float *out, float *scratch)
 {
 	int hd = kv->head_dim;
 	float rowbuf[1024];
@@ -120,9 +120,9 @@ void kv_attend(const struct kv_cache *kv, int layer, int h, const float *q, int 
 		const float *qr = q + (size_t)r * hd;
 		float *o = out + (size_t)r * hd;
 		if (kv->type == KV_F32) { /* rows straight from the cache */
-			ops_dot_rows(scratch, qr, (const float *)kv->k + i0, n_pos, hd, scale);
+			k->attn_dot_rows(scratch, qr, (const float *)kv->k + i0, n_pos, hd, scale);
 			ops_softmax(scratch, n_pos);
-			ops_wsum(o, scratch, (const float *)kv->v + i0, n_pos, hd);
+			k->attn_wsum(o, scratch, (const float *)kv->v + i0, n_pos, hd);
 			continue;
 		}
 		for (int t = 0; t < n_pos; t++)

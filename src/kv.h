@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels/kernels.h"
 #include "util.h"
 
 enum kv_type { KV_F32, KV_F16 };
@@ -33,8 +34,8 @@ void kv_store(struct kv_cache *kv, int layer, int pos, const float *k, const flo
 /* Causal attention of n_rep query heads that share KV head h, over positions
  * [0, n_pos): out[r] = sum_t softmax_t(q[r] . K[t] * scale) V[t].
  * q, out: [n_rep][head_dim]; scratch: n_pos floats. Thread-safe for distinct
- * (out, scratch). */
-void kv_attend(const struct kv_cache *kv, int layer, int h, const float *q, int n_rep,
-	       int n_pos, float scale, float *out, float *scratch);
+ * (out, scratch). k: the kernel table (its attention loops). */
+void kv_attend(const struct kv_cache *kv, const struct kernels *k, int layer, int h,
+	       const float *q, int n_rep, int n_pos, float scale, float *out, float *scratch);
 
 #endif

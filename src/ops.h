@@ -21,10 +21,7 @@ void ops_swiglu(float *y, const float *g, const float *u, int n);
 /* y += a * x */
 void ops_axpy(float *y, float a, const float *x, int n);
 float ops_dot(const float *a, const float *b, int n);
-/* out[t] = dot(q, rows[t]) * scale for t < n_rows; rows n floats apart. */
-void ops_dot_rows(float *out, const float *q, const float *rows, int n_rows, int n, float scale);
-/* o[d] = sum over t < n_rows of p[t] * rows[t][d], d < n (rows n floats apart). */
-void ops_wsum(float *o, const float *p, const float *rows, int n_rows, int n);
+
 /* The k largest of x[0..n) (ties: lower index first), in decreasing order. */
 void ops_topk(const float *x, int n, int k, int *idx);
 

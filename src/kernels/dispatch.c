@@ -4,7 +4,7 @@
  * library keeps; written inside pthread_once, read-only afterwards), CPUID /
  * XGETBV feature detection, and lookup by ISA or name. It does not own any
  * kernel: each format's file registers its variants (kernels_register_basic,
- * kernels_register_kquants).
+ * kernels_register_kquants, kernels_register_attn).
  *
  * Filling order (tinyBLAS-style fallback): ref is filled from scratch; avx2
  * starts as a copy of ref and avx512 as a copy of avx2, then each ISA's
@@ -22,6 +22,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "attn.h"
 #include "formats.h"
 #include "kquants.h"
 
@@ -115,6 +116,7 @@ static void fill_tables(void)
 		k->name = isa_names[i];
 		kernels_register_basic(k, isa);
 		kernels_register_kquants(k, isa);
+		kernels_register_attn(k, isa);
 		g_kernels.supported[i] = kernels_isa_supported(isa);
 	}
 }

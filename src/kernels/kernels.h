@@ -57,6 +57,10 @@ struct kernels {
 	struct kernel_fmt fmt[GGML_TYPE_COUNT];
 	/* f32 -> activation format, indexed by act type (Q8_0, Q8_K); F32 is a copy */
 	quantize_row_fn quantize_act[GGML_TYPE_COUNT];
+	/* attention over f32 KV rows (attn.h) */
+	void (*attn_dot_rows)(float *out, const float *q, const float *rows, int n_rows, int n,
+			      float scale);
+	void (*attn_wsum)(float *o, const float *p, const float *rows, int n_rows, int n);
 };
 
 /* Whether this CPU can run isa (CPUID + OS XSAVE support). */

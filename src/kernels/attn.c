@@ -1,0 +1,28 @@
+/* attn.c: the baseline (reference) build of the attention loops, and their
+ * registration (see attn.h). */
+#include "attn.h"
+
+#define ATTN_SUFFIX ref
+#include "attn_body.h"
+
+void kernels_register_attn(struct kernels *k, enum kernel_isa isa)
+{
+	switch (isa) {
+	case KERNEL_ISA_REF:
+		k->attn_dot_rows = attn_dot_rows_ref;
+		k->attn_wsum = attn_wsum_ref;
+		break;
+#if defined(__x86_64__)
+	case KERNEL_ISA_AVX2:
+		k->attn_dot_rows = attn_dot_rows_avx2;
+		k->attn_wsum = attn_wsum_avx2;
+		break;
+	case KERNEL_ISA_AVX512:
+		k->attn_dot_rows = attn_dot_rows_avx512;
+		k->attn_wsum = attn_wsum_avx512;
+		break;
+#endif
+	default:
+		break;
+	}
+}
