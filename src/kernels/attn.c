@@ -2,7 +2,8 @@
  * registration (see attn.h). */
 #include "attn.h"
 
-#define ATTN_SUFFIX ref
+#define ATTN_DOT_ROWS attn_dot_rows_ref
+#define ATTN_WSUM attn_wsum_ref
 #include "attn_body.h"
 
 void kernels_register_attn(struct kernels *k, enum kernel_isa isa)

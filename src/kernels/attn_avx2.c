@@ -1,5 +1,6 @@
 /* attn_avx2.c: attn_body.h compiled with the AVX2 flags (see attn.h). */
 #include "attn.h"
 
-#define ATTN_SUFFIX avx2
+#define ATTN_DOT_ROWS attn_dot_rows_avx2
+#define ATTN_WSUM attn_wsum_avx2
 #include "attn_body.h"

@@ -1,11 +1,8 @@
 /* attn_body.h: the bodies of attn.h's functions, included by attn.c,
- * attn_avx2.c and attn_avx512.c after defining ATTN_SUFFIX (ref, avx2,
- * avx512): one source, compiled once per ISA. Not a header of its own. */
+ * attn_avx2.c and attn_avx512.c after they define ATTN_DOT_ROWS and ATTN_WSUM
+ * as the names of their variants (attn_dot_rows_avx2 ...): one source,
+ * compiled once per ISA. Not a header of its own. */
 #include <string.h>
-
-#define ATTN_CAT2(a, b) a##_##b
-#define ATTN_CAT(a, b) ATTN_CAT2(a, b)
-#define ATTN_NAME(fn) ATTN_CAT(fn, ATTN_SUFFIX)
 
 typedef float attn_v16 __attribute__((vector_size(64)));
 /* attn_ld16 is always inlined: its vector return never crosses an ABI boundary */
@@ -19,8 +16,7 @@ static inline __attribute__((always_inline)) attn_v16 attn_ld16(const float *p)
 }
 
 /* 16 running sums (one zmm, two ymm, four xmm), folded pairwise at the end. */
-void ATTN_NAME(attn_dot_rows)(float *out, const float *q, const float *rows, int n_rows, int n,
-			      float scale)
+void ATTN_DOT_ROWS(float *out, const float *q, const float *rows, int n_rows, int n, float scale)
 {
 	for (int t = 0; t < n_rows; t++) {
 		const float *k = rows + (size_t)t * n;
@@ -41,7 +37,7 @@ void ATTN_NAME(attn_dot_rows)(float *out, const float *q, const float *rows, int
 /* 64 columns at a time held in registers over all rows: one pass over the
  * rows per 64 columns, no load/store of o per row. Each column's sum runs over
  * t in order from zero, as repeated y += p[t] * row would. */
-void ATTN_NAME(attn_wsum)(float *o, const float *p, const float *rows, int n_rows, int n)
+void ATTN_WSUM(float *o, const float *p, const float *rows, int n_rows, int n)
 {
 	int d0 = 0;
 	for (; d0 + 64 <= n; d0 += 64) {
