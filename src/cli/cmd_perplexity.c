@@ -215,9 +215,14 @@ static int open_base(struct ppl_run *r, const char *path, int want_ctx)
 			"sane size (ctx %u, windows %u)\n", path, KL_VERSION, ctx, nch);
 		return -1;
 	}
-	if ((int)nv != r->n_vocab || (want_ctx && (uint32_t)want_ctx != ctx)) {
-		fprintf(stderr, "flashmoe perplexity: %s: vocabulary %u, ctx %u; the model has "
-			"vocabulary %d and -c asks for %d\n", path, nv, ctx, r->n_vocab, want_ctx);
+	if ((int)nv != r->n_vocab) {
+		fprintf(stderr, "flashmoe perplexity: %s: written for a vocabulary of %u tokens; "
+			"the model has %d\n", path, nv, r->n_vocab);
+		return -1;
+	}
+	if (want_ctx && (uint32_t)want_ctx != ctx) {
+		fprintf(stderr, "flashmoe perplexity: %s: windows of %u tokens; -c asks for %d "
+			"(leave -c out to use the file's)\n", path, ctx, want_ctx);
 		return -1;
 	}
 	uint64_t rows = (uint64_t)nch * (ctx - 1 - ctx / 2);
