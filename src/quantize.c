@@ -69,6 +69,7 @@ int quant_llama_ftype(enum ggml_type t)
 	case GGML_TYPE_Q4_0: return 2;  /* MOSTLY_Q4_0 */
 	case GGML_TYPE_Q8_0: return 7;  /* MOSTLY_Q8_0 */
 	case GGML_TYPE_Q2_K: return 10; /* MOSTLY_Q2_K */
+	case GGML_TYPE_Q3_K: return 11; /* MOSTLY_Q3_K_S */
 	case GGML_TYPE_Q4_K: return 14; /* MOSTLY_Q4_K_S */
 	case GGML_TYPE_Q5_K: return 16; /* MOSTLY_Q5_K_S */
 	case GGML_TYPE_Q6_K: return 18; /* MOSTLY_Q6_K */

@@ -116,9 +116,9 @@ $BIN gen-tiny --out "$T/k32.gguf" --seed 2 --hidden 256 --expert-ff 256 --head-d
 	{ bad "gen-tiny 256"; exit 1; }
 logits "$T/k32.gguf" "$T/lk32" || bad "logits 256"
 # bound per type: 2-10x what was measured (f16 5.1e-4, bf16 4.6e-3, q8_0 0.018,
-# q6_k 0.044, q5_k 0.17, q4_0 0.32, q4_k 0.20, q2_k 0.74); random weights
+# q6_k 0.044, q5_k 0.17, q4_0 0.32, q4_k 0.20, q3_k 0.36, q2_k 0.74); random weights
 # amplify rounding far more than a trained model's do
-for tb in f16:0.005 bf16:0.02 q8_0:0.05 q6_k:0.2 q5_k:0.4 q4_0:0.7 q4_k:0.6 q2_k:2; do
+for tb in f16:0.005 bf16:0.02 q8_0:0.05 q6_k:0.2 q5_k:0.4 q4_0:0.7 q4_k:0.6 q3_k:1.2 q2_k:2; do
 	t=${tb%%:*} bound=${tb#*:}
 	if ! $BIN quantize -m "$T/k32.gguf" --out "$T/k_$t.gguf" --type "$(echo $t | tr a-z A-Z)" -q \
 		>/dev/null 2>"$T/err"; then
@@ -137,10 +137,10 @@ done
 # key and value type copied, general.file_type set, and each tensor read back
 # by NumPy's own dequantize within a per-type relative RMS error of the f32
 # original (measured: f16 2.1e-4, bf16 1.7e-3, q8_0 5.1e-3, q6_k 0.017,
-# q5_k 0.035, q4_k 0.069, q4_0 0.082, q2_k 0.27)
+# q5_k 0.035, q4_k 0.069, q4_0 0.082, q3_k 0.14, q2_k 0.27)
 PY=/usr/bin/python3
 if $PY -c 'import numpy' 2>/dev/null; then
-	$PY - "$PWD/tests/reference" "$T" <<'PYEOF' && ok "NumPy reference: metadata and tensors of all 8 types" || bad "NumPy reference check"
+	$PY - "$PWD/tests/reference" "$T" <<'PYEOF' && ok "NumPy reference: metadata and tensors of all 9 types" || bad "NumPy reference check"
 import sys
 sys.path.insert(0, sys.argv[1])
 import numpy as np
@@ -149,7 +149,8 @@ from dequant import dequantize_tensor
 T = sys.argv[2]
 src = GGUFFile(T + "/k32.gguf")
 limits = {"f16": (1, 5e-4), "bf16": (32, 4e-3), "q8_0": (7, 0.01), "q6_k": (18, 0.03),
-          "q5_k": (16, 0.06), "q4_k": (14, 0.11), "q4_0": (2, 0.13), "q2_k": (10, 0.4)}
+          "q5_k": (16, 0.06), "q4_k": (14, 0.11), "q4_0": (2, 0.13), "q3_k": (11, 0.2),
+          "q2_k": (10, 0.4)}
 new_keys = {"general.file_type", "general.quantization_version"}
 keys = [(k, src.value_types[k], src.metadata[k]) for k in src.metadata if k not in new_keys]
 fails = 0

@@ -1,13 +1,14 @@
-/* test_kquants.c: the K-quants (Q4_K, Q5_K, Q6_K, Q2_K) and Q8_K.
+/* test_kquants.c: the K-quants (Q4_K, Q5_K, Q6_K, Q3_K, Q2_K) and Q8_K.
  *
  * Checks, against src/kernels/kquants.{h,c} and the SIMD variants:
  *  - hand-built blocks of every format decode to hand-computed values (the
  *    bit layouts of llama.cpp's ggml-quants.c, including Q4_K/Q5_K's packed
- *    6-bit scales of sub-blocks 4..7, Q6_K's ql/qh split and -32 offset and
- *    Q2_K's scale/min nibbles), with literal values worked out by hand;
+ *    6-bit scales of sub-blocks 4..7, Q6_K's ql/qh split and -32 offset,
+ *    Q3_K's packed 6-bit signed scales and hmask bits, and Q2_K's scale/min
+ *    nibbles), with literal values worked out by hand;
  *  - the word-wise scale unpacking used by the SIMD code equals the spec;
  *  - round-trip RMS error on N(0,1) data under stated bounds, ordered
- *    Q6_K < Q5_K < Q4_K < Q2_K; zeros stay zeros; huge and tiny inputs give
+ *    Q6_K < Q5_K < Q4_K < Q3_K < Q2_K; zeros stay zeros; huge and tiny inputs give
  *    finite output;
  *  - Q8_K: llama.cpp's sign convention and round-half-even, and every ISA's
  *    quantizer byte-identical to the reference (NaN, inf, ties included);
@@ -50,7 +51,8 @@ struct fmt {
 };
 
 /* Ordered by precision: each bound is below the next one. Measured values
- * (seed 1, 64 blocks): q6_K 0.0174, q5_K 0.0360, q4_K 0.0715, q2_K 0.273. */
+ * (seed 1, 64 blocks): q6_K 0.0174, q5_K 0.0360, q4_K 0.0715, q3_K 0.146,
+ * q2_K 0.273. */
 static const struct fmt fmts[] = {
 	{ "q6_K", GGML_TYPE_Q6_K, sizeof(struct block_q6_K), quantize_row_q6_K_ref,
 	  dequantize_row_q6_K_ref,
@@ -64,6 +66,10 @@ static const struct fmt fmts[] = {
 	  dequantize_row_q4_K_ref,
 	  { vec_dot_q4_K_ref, T_AVX2(vec_dot_q4_K), T_AVX512(vec_dot_q4_K) },
 	  { NULL, T_AVX2(gemv_q4_K), T_AVX512(gemv_q4_K) }, 0.075 },
+	{ "q3_K", GGML_TYPE_Q3_K, sizeof(struct block_q3_K), quantize_row_q3_K_ref,
+	  dequantize_row_q3_K_ref,
+	  { vec_dot_q3_K_ref, T_AVX2(vec_dot_q3_K), T_AVX512(vec_dot_q3_K) },
+	  { NULL, T_AVX2(gemv_q3_K), T_AVX512(gemv_q3_K) }, 0.155 },
 	{ "q2_K", GGML_TYPE_Q2_K, sizeof(struct block_q2_K), quantize_row_q2_K_ref,
 	  dequantize_row_q2_K_ref,
 	  { vec_dot_q2_K_ref, T_AVX2(vec_dot_q2_K), T_AVX512(vec_dot_q2_K) },
@@ -222,6 +228,72 @@ static void test_q2_K_layout(void)
 	/* by hand: e=230: qs[38] = 85 = 0b01010101, bits 6-7 = 1; sub-block 14:
 	 * 2*14*1 - 1 */
 	CHECK(y[230] == 27.0f, "q2_K y[230] = %g", y[230]);
+}
+
+/* Q3_K scales (stored 0..63, value sc - 32) and their 12 bytes, packed by
+ * hand: s[j % 8] holds the low nibble of scale j (low half of the byte for
+ * j < 8, high half for j >= 8), bits 2*(j/4) of s[8 + j % 4] its top two
+ * bits. E.g. byte 5 = (63 & 15) | (60 & 15) << 4 = 0xcf; byte 9 = top bits
+ * of scales 1, 5, 9, 13 = 0 | 3 << 2 | 0 << 4 | 3 << 6 = 0xcc. */
+static const uint8_t q3_sc[16] = { 0, 1, 31, 32, 33, 63, 47, 16, 5, 10, 20, 40, 50, 60, 17, 34 };
+static const uint8_t q3_packed[K_SCALE_BYTES] = { 0x50, 0xa1, 0x4f, 0x80, 0x21, 0xcf,
+						  0x1f, 0x20, 0xc8, 0xcc, 0x59, 0xa6 };
+
+/* Spec decoding of Q3_K scale j (written independently of kquants.c). */
+static int spec_q3_scale(const uint8_t *s, int j)
+{
+	int lo = j < 8 ? s[j] & 15 : s[j - 8] >> 4;
+	return lo | (((s[8 + j % 4] >> (2 * (j / 4))) & 3) << 4);
+}
+
+static void test_q3_K_scales(void)
+{
+	uint32_t u[4];
+	const uint8_t *b = (const uint8_t *)u;
+	kq_unpack_scales_q3(q3_packed, u);
+	for (int j = 0; j < 16; j++) {
+		CHECK(spec_q3_scale(q3_packed, j) == q3_sc[j], "q3 spec decode j=%d: %d", j,
+		      spec_q3_scale(q3_packed, j));
+		CHECK(b[j] == q3_sc[j], "q3 unpack j=%d: %d", j, b[j]);
+	}
+	struct t_rng r = { 4 };
+	for (int it = 0; it < 2000; it++) { /* word-wise unpack == spec, any bytes */
+		uint8_t s[K_SCALE_BYTES];
+		for (int i = 0; i < K_SCALE_BYTES; i++)
+			s[i] = (uint8_t)t_rand_u64(&r);
+		kq_unpack_scales_q3(s, u);
+		for (int j = 0; j < 16; j++)
+			CHECK(b[j] == spec_q3_scale(s, j), "q3 random unpack it=%d j=%d", it, j);
+	}
+}
+
+static void test_q3_K_layout(void)
+{
+	struct block_q3_K b;
+	float y[QK_K];
+	b.d = 0x3800; /* 0.5 */
+	memcpy(b.scales, q3_packed, K_SCALE_BYTES);
+	for (int l = 0; l < QK_K / 8; l++)
+		b.hmask[l] = (uint8_t)(l * 37 + 11);
+	for (int i = 0; i < QK_K / 4; i++)
+		b.qs[i] = (uint8_t)(i * 29 + 7);
+	dequantize_row_q3_K_ref(&b, y, QK_K);
+	for (int e = 0; e < QK_K; e++) {
+		int h = e / 128, k = (e % 128) / 32, l = e % 32, s = e / 16;
+		int q = ((b.qs[32 * h + l] >> (2 * k)) & 3) - ((b.hmask[l] >> (4 * h + k)) & 1 ? 0 : 4);
+		float want = 0.5f * (float)((q3_sc[s] - 32) * q);
+		CHECK(y[e] == want, "q3_K y[%d] = %g, want %g", e, y[e], want);
+	}
+	/* by hand: e=177 is sub-block 11: low nibble = high nibble of byte 3
+	 * (0x80) = 8, top bits = bits 4-5 of byte 11 (0xa6) = 2: scale 40 - 32 = 8;
+	 * qs[49] = 148 = 0b10010100, bits 2-3 = 1; hmask[17] = 128, bit 5 clear:
+	 * level 1 - 4 = -3; 0.5 * 8 * -3 */
+	CHECK(y[177] == -12.0f, "q3_K y[177] = %g", y[177]);
+	/* e=230: sub-block 14, scale (0x1f >> 4) | (0x59 >> 6) << 4 = 17, -15;
+	 * qs[38] = 85, bits 6-7 = 1; hmask[6] = 233, bit 7 set: level 1 */
+	CHECK(y[230] == -7.5f, "q3_K y[230] = %g", y[230]);
+	/* e=0: scale 0 - 32; qs[0] = 7, bits 0-1 = 3; hmask[0] = 11, bit 0 set */
+	CHECK(y[0] == -48.0f, "q3_K y[0] = %g", y[0]);
 }
 
 /* ---- Q8_K ------------------------------------------------------------------ */
@@ -433,9 +505,10 @@ static void make_row(const struct fmt *f, uint8_t *w, size_t n, bool random_byte
 		uint16_t d = fm_fp32_to_fp16(t_rand_uniform(r) * 0.01f);
 		uint16_t dmin = fm_fp32_to_fp16(t_rand_uniform(r) * 0.01f);
 		size_t off = f->type == GGML_TYPE_Q6_K ? offsetof(struct block_q6_K, d)
+			   : f->type == GGML_TYPE_Q3_K ? offsetof(struct block_q3_K, d)
 			   : f->type == GGML_TYPE_Q2_K ? offsetof(struct block_q2_K, d) : 0;
 		memcpy(blk + off, &d, 2);
-		if (f->type != GGML_TYPE_Q6_K)
+		if (f->type != GGML_TYPE_Q6_K && f->type != GGML_TYPE_Q3_K)
 			memcpy(blk + off + 2, &dmin, 2);
 	}
 }
@@ -521,8 +594,8 @@ static void test_simd_dot(void)
 				}
 			}
 		}
-		printf("  %s: vec_dot of 4 formats x 6 lengths x ny 1..8 %s\n", isa_name[isa],
-		       t_failures == before ? "match ref" : "FAIL");
+		printf("  %s: vec_dot of %zu formats x 6 lengths x ny 1..8 %s\n", isa_name[isa],
+		       N_FMTS, t_failures == before ? "match ref" : "FAIL");
 	}
 }
 
@@ -575,8 +648,8 @@ static void test_simd_gemv(void)
 				}
 			}
 		}
-		printf("  %s: gemv of 4 formats x 3 lengths x nr 1..9 %s\n", isa_name[isa],
-		       t_failures == before ? "match ref" : "FAIL");
+		printf("  %s: gemv of %zu formats x 3 lengths x nr 1..9 %s\n", isa_name[isa],
+		       N_FMTS, t_failures == before ? "match ref" : "FAIL");
 	}
 }
 
@@ -609,6 +682,8 @@ int main(void)
 	test_q4_K_layout();
 	test_q5_K_layout();
 	test_q6_K_layout();
+	test_q3_K_scales();
+	test_q3_K_layout();
 	test_q2_K_layout();
 	test_q8_K_convention();
 	test_q8_K_isas();

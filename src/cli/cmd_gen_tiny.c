@@ -6,7 +6,7 @@
 #include "cli.h"
 
 static const char usage_text[] =
-	"usage: flashmoe gen-tiny --out FILE [--arch qwen3moe] [--seed N] [--type f32|f16|bf16|q8_0|q4_0|q4_k|q5_k|q6_k|q2_k]\n"
+	"usage: flashmoe gen-tiny --out FILE [--arch qwen3moe] [--seed N] [--type f32|f16|bf16|q8_0|q4_0|q4_k|q5_k|q6_k|q3_k|q2_k]\n"
 	"       [--layers N] [--hidden N] [--heads N] [--kv-heads N] [--head-dim N] [--experts N]\n"
 	"       [--experts-used N] [--expert-ff N] [--vocab N] [--ctx N] [--tied]\n";
 

@@ -14,7 +14,7 @@
 static const char quant_usage[] =
 	"usage: flashmoe quantize -m IN.gguf --out OUT.gguf --type T [--expert-type T]\n"
 	"       [--embd-type T] [--output-type T] [-t N] [-q]\n"
-	"  T: f32 f16 bf16 q8_0 q4_0 q4_k q5_k q6_k q2_k (any case).\n"
+	"  T: f32 f16 bf16 q8_0 q4_0 q4_k q5_k q6_k q3_k q2_k (any case).\n"
 	"  --type: every weight matrix (2-D or more); --expert-type, --embd-type and\n"
 	"  --output-type override it for ffn_*_exps, token_embd.weight and output.weight.\n"
 	"  Norms and the router (ffn_gate_inp) stay f32. Rows that are not whole blocks\n"
@@ -33,8 +33,8 @@ static bool parse_type(const char *flag, const char *name, enum ggml_type *out)
 	int t = fm_type_from_name(name);
 	if (t < 0 || !quant_type_writable((enum ggml_type)t)) {
 		fprintf(stderr,
-			"flashmoe quantize: unknown %s '%s' (f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, "
-			"q6_k, q2_k)\n", flag, name);
+			"flashmoe quantize: unknown %s '%s' (f32, f16, bf16, q8_0, q4_0, q6_k, q5_k, "
+			"q4_k, q3_k, q2_k)\n", flag, name);
 		return false;
 	}
 	*out = (enum ggml_type)t;

@@ -10,7 +10,7 @@
  * Activation formats (what a weight row is multiplied with):
  *   F32, F16, BF16 weights      x  F32 activations
  *   Q8_0, Q4_0 weights          x  Q8_0 activations (32-blocks, fp16 scale)
- *   Q4_K, Q5_K, Q6_K weights    x  Q8_K activations (256-blocks, f32 scale, bsums)
+ *   Q2_K..Q6_K weights          x  Q8_K activations (256-blocks, f32 scale, bsums)
  */
 #ifndef FM_KERNELS_H
 #define FM_KERNELS_H

@@ -1,4 +1,4 @@
-/* kquants.c: scalar references of the K-quants (Q4_K, Q5_K, Q6_K, Q2_K) and of
+/* kquants.c: scalar references of the K-quants (Q4_K, Q5_K, Q6_K, Q3_K, Q2_K) and of
  * their activation format Q8_K; registration of every ISA's K-quant kernels.
  *
  * Owns: dequantize_row_*_ref (bit-exact with llama.cpp's ggml-quants.c, so
@@ -10,7 +10,7 @@
  * kquants_avx512.c; the block structs in kquants.h.
  *
  * Spec: llama.cpp ggml-common.h (block layouts) and ggml-quants.c
- * (dequantize_row_q{2,4,5,6}_K, quantize_row_q8_K_ref); the layouts are
+ * (dequantize_row_q{2,3,4,5,6}_K, quantize_row_q8_K_ref); the layouts are
  * restated beside each dequantizer below.
  */
 #include "kquants.h"
@@ -63,6 +63,25 @@ static void k4_pack_scales(const uint8_t sc[8], const uint8_t m[8], uint8_t s[K_
 		s[j] = (uint8_t)((sc[j] & 63) | ((sc[j + 4] >> 4) << 6));
 		s[j + 4] = (uint8_t)((m[j] & 63) | ((m[j + 4] >> 4) << 6));
 		s[j + 8] = (uint8_t)((sc[j + 4] & 0xf) | ((m[j + 4] & 0xf) << 4));
+	}
+}
+
+/* Spec form of the Q3_K scale unpacking, sub-block j in 0..15: 0..63, the
+ * value is this - 32 (kq_unpack_scales_q3 is the word-wise form). */
+static inline int q3_scale(int j, const uint8_t *s)
+{
+	int lo = (s[j % 8] >> (4 * (j / 8))) & 0xf;
+	int hi = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
+	return lo | (hi << 4);
+}
+
+/* Inverse of q3_scale: pack 16 six-bit scales (0..63) into 12 bytes. */
+static void q3_pack_scales(const uint8_t sc[16], uint8_t s[K_SCALE_BYTES])
+{
+	memset(s, 0, K_SCALE_BYTES);
+	for (int j = 0; j < 16; j++) {
+		s[j % 8] |= (uint8_t)((sc[j] & 0xf) << (4 * (j / 8)));
+		s[8 + j % 4] |= (uint8_t)((sc[j] >> 4) << (2 * (j / 4)));
 	}
 }
 
@@ -159,6 +178,34 @@ void dequantize_row_q2_K_ref(const void *x, float *y, size_t n)
 					const float dl = d * (sc & 0xf), ml = dmin * (sc >> 4);
 					for (int l = 0; l < 16; l++)
 						*y++ = dl * ((q[16 * part + l] >> shift) & 3) - ml;
+				}
+			}
+		}
+	}
+}
+
+/* Q3_K: the element order of Q2_K (half h uses qs[32h..32h+31], the 2-bit
+ * field at shift 2k holds elements 32k..32k+31 of the half, qs[l] the first
+ * 16 and qs[l+16] the next 16) plus a third bit: element 128h+32k+l has it
+ * in bit 4h+k of hmask[l] (l in 0..31). The level is q - 4 (-4..3): the 2
+ * low bits, minus 4 when the hmask bit is clear. Sub-block s (16 elements
+ * in order) has scale d * (q3_scale(s) - 32). */
+void dequantize_row_q3_K_ref(const void *x, float *y, size_t n)
+{
+	const struct block_q3_K *b = x;
+	for (size_t i = 0; i < n / QK_K; i++, b++) {
+		const float d = fm_fp16_to_fp32(b->d);
+		const uint8_t *q = b->qs;
+		int is = 0;
+		for (int h = 0; h < 2; h++, q += 32) {
+			for (int k = 0; k < 4; k++) {
+				const uint8_t m = (uint8_t)(1u << (4 * h + k));
+				for (int part = 0; part < 2; part++) {
+					const float dl = d * (q3_scale(is++, b->scales) - 32);
+					const uint8_t *hm = b->hmask + 16 * part;
+					for (int l = 0; l < 16; l++)
+						*y++ = dl * (((q[16 * part + l] >> (2 * k)) & 3) -
+							     (hm[l] & m ? 0 : 4));
 				}
 			}
 		}
@@ -484,6 +531,48 @@ void quantize_row_q2_K_ref(const float *x, void *y, size_t n)
 	}
 }
 
+/* Q3_K: symmetric fit per 16-element sub-block (levels -4..3), 6-bit signed
+ * scales (-32..31, stored + 32) against d = -max scale / 32 (the largest
+ * scale goes to -32, the wider side), then re-level against the quantized
+ * scales. Levels are stored + 4: 2 low bits in qs, the third in hmask. */
+void quantize_row_q3_K_ref(const float *x, void *y, size_t n)
+{
+	struct block_q3_K *b = y;
+	uint8_t L[QK_K];
+	for (size_t i = 0; i < n / QK_K; i++, b++, x += QK_K) {
+		float scales[16], w[16], amax = 0, max = 0;
+		for (int j = 0; j < 16; j++) {
+			fit_weights(16, x + 16 * j, w);
+			scales[j] = fit_scale_sym(16, 4, x + 16 * j, w);
+			if (fabsf(scales[j]) > amax) {
+				amax = fabsf(scales[j]);
+				max = scales[j];
+			}
+		}
+		b->d = kq_fp16_sat(-max / 32);
+		const float d = fm_fp16_to_fp32(b->d);
+		uint8_t ls[16];
+		for (int j = 0; j < 16; j++) {
+			int sc = d != 0 ? kq_round_clamp(scales[j] / d, -32, 31) : 0;
+			const float dl = d * sc;
+			ls[j] = (uint8_t)(sc + 32);
+			for (int l = 16 * j; l < 16 * j + 16; l++)
+				L[l] = (uint8_t)(dl != 0 ? kq_round_clamp(x[l] / dl, -4, 3) + 4 : 4);
+		}
+		q3_pack_scales(ls, b->scales);
+		memset(b->hmask, 0, sizeof(b->hmask));
+		for (int h = 0; h < 2; h++) {
+			for (int l = 0; l < 32; l++) {
+				const uint8_t *e = L + 128 * h + l;
+				b->qs[32 * h + l] = (uint8_t)((e[0] & 3) | ((e[32] & 3) << 2) |
+							      ((e[64] & 3) << 4) | ((e[96] & 3) << 6));
+				for (int k = 0; k < 4; k++)
+					b->hmask[l] |= (uint8_t)((e[32 * k] >> 2) << (4 * h + k));
+			}
+		}
+	}
+}
+
 /* ---- dot products against Q8_K ----------------------------------------- */
 
 /* Each block dot is exact in integers (sum over a sub-block of level times
@@ -568,6 +657,25 @@ static float dot_block_q2_K(const void *wb, const struct block_q8_K *a)
 	return a->d * (fm_fp16_to_fp32(b->d) * (float)sumi - fm_fp16_to_fp32(b->dmin) * (float)summ);
 }
 
+static float dot_block_q3_K(const void *wb, const struct block_q8_K *a)
+{
+	const struct block_q3_K *b = wb;
+	int32_t sumi = 0;
+	for (int s = 0; s < 16; s++) {
+		/* sub-block s: as Q2_K, plus hmask bit s/2 of bytes 16*(s%2).. */
+		const uint8_t *q = b->qs + 32 * (s / 8) + 16 * (s % 2);
+		const uint8_t *hm = b->hmask + 16 * (s % 2);
+		const int8_t *av = a->qs + 16 * s;
+		int shift = 2 * ((s % 8) / 2), hbit = s / 2, sq = 0;
+		for (int l = 0; l < 16; l++) {
+			int v = ((q[l] >> shift) & 3) - (((hm[l] >> hbit) & 1) ? 0 : 4);
+			sq += v * av[l];
+		}
+		sumi += (q3_scale(s, b->scales) - 32) * sq;
+	}
+	return a->d * fm_fp16_to_fp32(b->d) * (float)sumi;
+}
+
 typedef float (*block_dot_fn)(const void *w_block, const struct block_q8_K *a);
 
 static void vec_dot_rows(size_t n, const uint8_t *w, size_t block_bytes, block_dot_fn dot,
@@ -606,6 +714,12 @@ void vec_dot_q2_K_ref(size_t n, const void *w_row, const void *act, size_t act_s
 	vec_dot_rows(n, w_row, sizeof(struct block_q2_K), dot_block_q2_K, act, act_stride, ny, out);
 }
 
+void vec_dot_q3_K_ref(size_t n, const void *w_row, const void *act, size_t act_stride,
+		      int ny, float *out)
+{
+	vec_dot_rows(n, w_row, sizeof(struct block_q3_K), dot_block_q3_K, act, act_stride, ny, out);
+}
+
 /* ---- registration ---------------------------------------------------------- */
 
 #if defined(__x86_64__)
@@ -639,6 +753,9 @@ void kernels_register_kquants(struct kernels *k, enum kernel_isa isa)
 		{ GGML_TYPE_Q2_K, quantize_row_q2_K_ref, dequantize_row_q2_K_ref,
 		  { vec_dot_q2_K_ref, KQ_AVX2(vec_dot_q2_K), KQ_AVX512(vec_dot_q2_K) },
 		  { NULL, KQ_AVX2(gemv_q2_K), KQ_AVX512(gemv_q2_K) } },
+		{ GGML_TYPE_Q3_K, quantize_row_q3_K_ref, dequantize_row_q3_K_ref,
+		  { vec_dot_q3_K_ref, KQ_AVX2(vec_dot_q3_K), KQ_AVX512(vec_dot_q3_K) },
+		  { NULL, KQ_AVX2(gemv_q3_K), KQ_AVX512(gemv_q3_K) } },
 	};
 	static const quantize_row_fn q8_K[KERNEL_ISA_COUNT] = {
 		quantize_row_q8_K_ref, KQ_AVX2(quantize_row_q8_K), KQ_AVX512(quantize_row_q8_K)

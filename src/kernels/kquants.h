@@ -1,4 +1,4 @@
-/* kquants.h: the K-quant block formats (Q2_K, Q4_K, Q5_K, Q6_K) and their
+/* kquants.h: the K-quant block formats (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) and their
  * activation format Q8_K, as llama.cpp's ggml-common.h lays them out.
  *
  * Owns: the block structs (byte-compatible with GGUF files made by llama.cpp),
@@ -13,6 +13,7 @@
  *   Q5_K  d*sc[s]*q - dmin*m[s]      q in 0..31, as Q4_K plus one bit in qh
  *   Q6_K  d*sc[s]*(q - 32)           q in 0..63, 16 sub-blocks of 16, int8 sc
  *   Q2_K  d*sc[s]*q - dmin*m[s]      q in 0..3, 16 sub-blocks of 16, 4-bit sc/m
+ *   Q3_K  d*(sc[s] - 32)*(q - 4)     q in 0..7, 16 sub-blocks of 16, 6-bit sc
  *   Q8_K  d*q                        q in -127..127, f32 d, bsums = sums of 16 q
  * The bit layouts are spelled out beside each dequantize_row_*_ref in kquants.c.
  */
@@ -26,7 +27,7 @@
 #include "kernels.h"
 
 #define QK_K 256 /* elements per super-block */
-#define K_SCALE_BYTES 12 /* packed 6-bit scales and mins of Q4_K / Q5_K */
+#define K_SCALE_BYTES 12 /* packed 6-bit scales (and mins) of Q3_K / Q4_K / Q5_K */
 
 struct block_q4_K {
 	uint16_t d;                     /* fp16 factor of the 6-bit scales */
@@ -61,6 +62,14 @@ struct block_q2_K {
 };
 _Static_assert(sizeof(struct block_q2_K) == 84, "block_q2_K size");
 
+struct block_q3_K {
+	uint8_t hmask[QK_K / 8];        /* 3rd bit of each quant */
+	uint8_t qs[QK_K / 4];           /* low 2 bits */
+	uint8_t scales[K_SCALE_BYTES];  /* 16 scales, 6 bits each, stored + 32 */
+	uint16_t d;                     /* fp16 factor of the scales */
+};
+_Static_assert(sizeof(struct block_q3_K) == 110, "block_q3_K size");
+
 struct block_q8_K {
 	float d;                        /* value = d * qs[i] */
 	int8_t qs[QK_K];
@@ -85,18 +94,36 @@ static inline void kq_unpack_scales_k4(const uint8_t s[K_SCALE_BYTES], uint32_t 
 	out[3] = ((w2 >> 4) & 0x0f0f0f0fu) | ((w1 >> 2) & 0x30303030u);
 }
 
+/* The 16 six-bit scales of a Q3_K block (0..63, value sc - 32), unpacked at
+ * once into bytes 0..15 of out. Spec (sub-block j): the low 4 bits are the
+ * low (j < 8) or high (j >= 8) nibble of s[j % 8], the top 2 bits are bits
+ * 2*(j/4)..2*(j/4)+1 of s[8 + j % 4]; done here in 32-bit words. */
+static inline void kq_unpack_scales_q3(const uint8_t s[K_SCALE_BYTES], uint32_t out[4])
+{
+	uint32_t w0, w1, w2;
+	memcpy(&w0, s, 4);
+	memcpy(&w1, s + 4, 4);
+	memcpy(&w2, s + 8, 4);
+	out[0] = (w0 & 0x0f0f0f0fu) | ((w2 << 4) & 0x30303030u);
+	out[1] = (w1 & 0x0f0f0f0fu) | ((w2 << 2) & 0x30303030u);
+	out[2] = ((w0 >> 4) & 0x0f0f0f0fu) | (w2 & 0x30303030u);
+	out[3] = ((w1 >> 4) & 0x0f0f0f0fu) | ((w2 >> 2) & 0x30303030u);
+}
+
 /* Scalar references (kquants.c). n is a multiple of QK_K; vec_dot's act rows
  * are Q8_K (see vec_dot_fn in kernels.h). */
 void quantize_row_q4_K_ref(const float *x, void *y, size_t n);
 void quantize_row_q5_K_ref(const float *x, void *y, size_t n);
 void quantize_row_q6_K_ref(const float *x, void *y, size_t n);
 void quantize_row_q2_K_ref(const float *x, void *y, size_t n);
+void quantize_row_q3_K_ref(const float *x, void *y, size_t n);
 void quantize_row_q8_K_ref(const float *x, void *y, size_t n);
 
 void dequantize_row_q4_K_ref(const void *x, float *y, size_t n);
 void dequantize_row_q5_K_ref(const void *x, float *y, size_t n);
 void dequantize_row_q6_K_ref(const void *x, float *y, size_t n);
 void dequantize_row_q2_K_ref(const void *x, float *y, size_t n);
+void dequantize_row_q3_K_ref(const void *x, float *y, size_t n);
 void dequantize_row_q8_K_ref(const void *x, float *y, size_t n);
 
 void vec_dot_q4_K_ref(size_t n, const void *w_row, const void *act, size_t act_stride,
@@ -106,6 +133,8 @@ void vec_dot_q5_K_ref(size_t n, const void *w_row, const void *act, size_t act_s
 void vec_dot_q6_K_ref(size_t n, const void *w_row, const void *act, size_t act_stride,
 		      int ny, float *out);
 void vec_dot_q2_K_ref(size_t n, const void *w_row, const void *act, size_t act_stride,
+		      int ny, float *out);
+void vec_dot_q3_K_ref(size_t n, const void *w_row, const void *act, size_t act_stride,
 		      int ny, float *out);
 
 /* AVX2 + FMA + F16C (kquants_avx2.c); call only when the CPU has them.
@@ -120,6 +149,8 @@ void vec_dot_q6_K_avx2(size_t n, const void *w_row, const void *act, size_t act_
 		       int ny, float *out);
 void vec_dot_q2_K_avx2(size_t n, const void *w_row, const void *act, size_t act_stride,
 		       int ny, float *out);
+void vec_dot_q3_K_avx2(size_t n, const void *w_row, const void *act, size_t act_stride,
+		       int ny, float *out);
 void gemv_q4_K_avx2(size_t n, const void *w, size_t row_bytes, int nr, const void *act,
 		float *out);
 void gemv_q5_K_avx2(size_t n, const void *w, size_t row_bytes, int nr, const void *act,
@@ -127,6 +158,8 @@ void gemv_q5_K_avx2(size_t n, const void *w, size_t row_bytes, int nr, const voi
 void gemv_q6_K_avx2(size_t n, const void *w, size_t row_bytes, int nr, const void *act,
 		float *out);
 void gemv_q2_K_avx2(size_t n, const void *w, size_t row_bytes, int nr, const void *act,
+		float *out);
+void gemv_q3_K_avx2(size_t n, const void *w, size_t row_bytes, int nr, const void *act,
 		float *out);
 
 /* AVX-512 F/BW/VL/VNNI (kquants_avx512.c). */
@@ -139,6 +172,8 @@ void vec_dot_q6_K_avx512(size_t n, const void *w_row, const void *act, size_t ac
 			 int ny, float *out);
 void vec_dot_q2_K_avx512(size_t n, const void *w_row, const void *act, size_t act_stride,
 			 int ny, float *out);
+void vec_dot_q3_K_avx512(size_t n, const void *w_row, const void *act, size_t act_stride,
+			 int ny, float *out);
 void gemv_q4_K_avx512(size_t n, const void *w, size_t row_bytes, int nr, const void *act,
 		  float *out);
 void gemv_q5_K_avx512(size_t n, const void *w, size_t row_bytes, int nr, const void *act,
@@ -147,8 +182,10 @@ void gemv_q6_K_avx512(size_t n, const void *w, size_t row_bytes, int nr, const v
 		  float *out);
 void gemv_q2_K_avx512(size_t n, const void *w, size_t row_bytes, int nr, const void *act,
 		  float *out);
+void gemv_q3_K_avx512(size_t n, const void *w, size_t row_bytes, int nr, const void *act,
+		  float *out);
 
-/* Fill k->fmt[Q2_K, Q4_K, Q5_K, Q6_K] (act_type Q8_K, that ISA's vec_dot, the
+/* Fill k->fmt[Q2_K, Q3_K, Q4_K, Q5_K, Q6_K] (act_type Q8_K, that ISA's vec_dot, the
  * reference quantize/dequantize) and k->quantize_act[Q8_K] with isa's
  * variants; entries of other types are left untouched. */
 void kernels_register_kquants(struct kernels *k, enum kernel_isa isa);

@@ -1,5 +1,5 @@
 /* kquants_avx2.c: AVX2 + FMA + F16C variants of the K-quant dot products
- * (Q4_K, Q5_K, Q6_K, Q2_K x Q8_K) and of the Q8_K activation quantizer.
+ * (Q4_K, Q5_K, Q6_K, Q3_K, Q2_K x Q8_K) and of the Q8_K activation quantizer.
  *
  * Owns only SIMD math; the formats, the references they must match and the
  * registration are in kquants.c / kquants.h. Compiled with -mavx2 -mfma -mf16c
@@ -12,7 +12,8 @@
  *   _mm256_madd_epi16 with the sub-block scale (int16) gives int32 partial
  *   sums; one cvt + fma per super-block scales them by d_w * d_a. The
  *   constant part of each sub-block (the min of Q4_K/Q5_K/Q2_K, the -32 of
- *   Q6_K) is applied through the Q8_K bsums instead of per element.
+ *   Q6_K, the -4 of Q3_K) is applied through the Q8_K bsums instead of per
+ *   element.
  *   For ny > 1 the block is unpacked once and reused for every activation row;
  *   each ny in 1..8 gets its own inlined copy, its row loop unrolled.
  * Measured (Zen 4, one thread, 4096 x 4096 Q4_K): ~19 GB/s of weights at
@@ -197,12 +198,40 @@ KQ_INLINE void unpack_q2_K(const struct block_q2_K *b, struct kq_unpacked *u)
 	u->dmin = _cvtsh_ss(b->dmin);
 }
 
+/* Q3_K: levels 0..7 (the -4 goes through bsums); piece 4h+k as Q2_K's, with
+ * hmask bit 4h+k as the 4s. mins = the 16 signed scales (sc - 32). */
+KQ_INLINE void unpack_q3_K(const struct block_q3_K *b, struct kq_unpacked *u)
+{
+	const __m256i m2 = _mm256_set1_epi8(3), m4 = _mm256_set1_epi8(4);
+	const __m256i hm = _mm256_loadu_si256((const __m256i *)b->hmask);
+	uint32_t s[4];
+	kq_unpack_scales_q3(b->scales, s);
+	const __m128i s8 = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)s), _mm_set1_epi8(32));
+	u->mins = _mm256_cvtepi8_epi16(s8);
+#pragma GCC unroll 2
+	for (int h = 0; h < 2; h++) {
+		__m256i q = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * h));
+		__m128i s8h = h ? _mm_unpackhi_epi64(s8, s8) : s8; /* scales 8h..8h+7 */
+		__m256i sch = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(s8h));
+#pragma GCC unroll 4
+		for (int k = 0; k < 4; k++) {
+			const int bit = 4 * h + k; /* moved to bit 2 */
+			__m256i hb = bit < 2 ? _mm256_slli_epi16(hm, 2 - bit) : _mm256_srli_epi16(hm, bit - 2);
+			u->q[4 * h + k] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 2 * k), m2),
+							  _mm256_and_si256(hb, m4));
+			u->sc[4 * h + k] = scale_pair(sch, 2 * k);
+		}
+	}
+	u->d = _cvtsh_ss(b->d);
+	u->dmin = 0;
+}
+
 KQ_INLINE __m256i bsums_16(const struct block_q8_K *a)
 {
 	return _mm256_loadu_si256((const __m256i *)a->bsums);
 }
 
-enum kq_fmt { KQ_Q4_K, KQ_Q5_K, KQ_Q6_K, KQ_Q2_K };
+enum kq_fmt { KQ_Q4_K, KQ_Q5_K, KQ_Q6_K, KQ_Q2_K, KQ_Q3_K };
 
 KQ_INLINE void unpack_block(enum kq_fmt f, const uint8_t *w, size_t i, struct kq_unpacked *u)
 {
@@ -211,6 +240,7 @@ KQ_INLINE void unpack_block(enum kq_fmt f, const uint8_t *w, size_t i, struct kq
 	case KQ_Q5_K: unpack_q5_K((const struct block_q5_K *)w + i, u); break;
 	case KQ_Q6_K: unpack_q6_K((const struct block_q6_K *)w + i, u); break;
 	case KQ_Q2_K: unpack_q2_K((const struct block_q2_K *)w + i, u); break;
+	case KQ_Q3_K: unpack_q3_K((const struct block_q3_K *)w + i, u); break;
 	}
 }
 
@@ -221,8 +251,10 @@ KQ_INLINE void block_row(enum kq_fmt f, const struct kq_unpacked *u,
 	__m256i sumi = dot_8x32(u->q, u->sc, a->qs);
 	if (f == KQ_Q6_K) /* levels carry +32: subtract 32 * sum(scale * bsum) */
 		sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(_mm256_madd_epi16(u->mins, bsums_16(a)), 5));
+	if (f == KQ_Q3_K) /* levels carry +4: subtract 4 * sum(scale * bsum) */
+		sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(_mm256_madd_epi16(u->mins, bsums_16(a)), 2));
 	*acc = _mm256_fmadd_ps(_mm256_set1_ps(u->d * a->d), _mm256_cvtepi32_ps(sumi), *acc);
-	if (f != KQ_Q6_K) {
+	if (f != KQ_Q6_K && f != KQ_Q3_K) {
 		__m256i m = _mm256_madd_epi16(u->mins, bsums_16(a));
 		*accm = _mm256_fmadd_ps(_mm256_set1_ps(u->dmin * a->d), _mm256_cvtepi32_ps(m), *accm);
 	}
@@ -276,6 +308,7 @@ KQ_ROWS(KQ_Q4_K, q4_K)
 KQ_ROWS(KQ_Q5_K, q5_K)
 KQ_ROWS(KQ_Q6_K, q6_K)
 KQ_ROWS(KQ_Q2_K, q2_K)
+KQ_ROWS(KQ_Q3_K, q3_K)
 
 /* Groups of at most KERNEL_MAX_NY rows (callers pass ny <= 8; more is split). */
 static void run_rows(const rows_fn *tbl, size_t n, const void *w_row, const void *act,
@@ -309,6 +342,12 @@ void vec_dot_q2_K_avx2(size_t n, const void *w_row, const void *act, size_t act_
 		       int ny, float *out)
 {
 	run_rows(rows_q2_K, n, w_row, act, act_stride, ny, out);
+}
+
+void vec_dot_q3_K_avx2(size_t n, const void *w_row, const void *act, size_t act_stride,
+		       int ny, float *out)
+{
+	run_rows(rows_q3_K, n, w_row, act, act_stride, ny, out);
 }
 
 /* ---- decode: several weight rows times one activation row ----------------
@@ -369,6 +408,11 @@ void gemv_q6_K_avx2(size_t n, const void *w, size_t rb, int nr, const void *act,
 void gemv_q2_K_avx2(size_t n, const void *w, size_t rb, int nr, const void *act, float *out)
 {
 	gemv(KQ_Q2_K, n, w, rb, nr, act, out);
+}
+
+void gemv_q3_K_avx2(size_t n, const void *w, size_t rb, int nr, const void *act, float *out)
+{
+	gemv(KQ_Q3_K, n, w, rb, nr, act, out);
 }
 
 /* ---- Q8_K activations: same bytes as quantize_row_q8_K_ref --------------- */

@@ -1,12 +1,12 @@
 /* kquants_avx512.c: AVX-512 (F, BW, VL, VNNI) variants of the K-quant dot
- * products (Q4_K, Q5_K, Q6_K, Q2_K x Q8_K) and of the Q8_K quantizer.
+ * products (Q4_K, Q5_K, Q6_K, Q3_K, Q2_K x Q8_K) and of the Q8_K quantizer.
  *
  * Owns only SIMD math; formats, references and registration are in
  * kquants.c / kquants.h. Compiled with the AVX-512 flags of the Makefile's
  * *_avx512.c rule; reached only through the kernel table.
  *
  * Same plan as kquants_avx2.c (unsigned weight levels, signed Q8_K quants,
- * minima and Q6_K's -32 through the bsums, a block unpacked once for all ny
+ * minima and Q6_K's -32 / Q3_K's -4 through the bsums, a block unpacked once for all ny
  * rows), on 64-element pieces (one zmm of activations), with VNNI:
  * _mm512_dpbusd_epi32 multiplies a piece's u8 levels by the s8 activations
  * straight into int32 sums of 4; two pieces are packed back to int16 (the
@@ -33,7 +33,7 @@ KQ_INLINE const struct block_q8_K *act_row(const void *act, size_t stride, int y
  * piece (j%8 < 4) or of the second; dpwssd then applies the scales. These
  * vpermw tables give the sub-block of each int16 position j of pair t:
  *   Q4_K/Q5_K (32-element sub-blocks, 8 lanes each): 4t + 2*(j%8 >= 4) + (L >= 2)
- *   Q6_K/Q2_K (16-element sub-blocks, 4 lanes each): 8t + 4*(j%8 >= 4) + L */
+ *   Q6_K/Q3_K/Q2_K (16-element sub-blocks, 4 lanes each): 8t + 4*(j%8 >= 4) + L */
 static const int16_t perm_32[2][32] = {
 	{ 0, 0, 0, 0, 2, 2, 2, 2, 0, 0, 0, 0, 2, 2, 2, 2, 1, 1, 1, 1, 3, 3, 3, 3, 1, 1, 1, 1, 3, 3, 3, 3 },
 	{ 4, 4, 4, 4, 6, 6, 6, 6, 4, 4, 4, 4, 6, 6, 6, 6, 5, 5, 5, 5, 7, 7, 7, 7, 5, 5, 5, 5, 7, 7, 7, 7 },
@@ -148,7 +148,37 @@ KQ_INLINE void unpack_q2_K(const struct block_q2_K *b, struct kq_unpacked *u)
 	u->dmin = _cvtsh_ss(b->dmin);
 }
 
-enum kq_fmt { KQ_Q4_K, KQ_Q5_K, KQ_Q6_K, KQ_Q2_K };
+/* Q3_K half h: as Q2_K, plus hmask bit 4h+2p (low half) / 4h+2p+1 (high
+ * half) as the 4s; levels 0..7 (the -4 goes through bsums), mins = the 16
+ * signed scales (sc - 32). */
+KQ_INLINE void unpack_q3_K(const struct block_q3_K *b, struct kq_unpacked *u)
+{
+	const __m512i m2 = _mm512_set1_epi8(3), m4 = _mm512_set1_epi8(4);
+	/* high half shifted right by one: bit 4h+2p+1 sits where the low half has 4h+2p */
+	const __m512i hm = join_shifted(_mm256_loadu_si256((const __m256i *)b->hmask), 1);
+#pragma GCC unroll 2
+	for (int h = 0; h < 2; h++) {
+		__m512i q = join_shifted(_mm256_loadu_si256((const __m256i *)(b->qs + 32 * h)), 2);
+#pragma GCC unroll 2
+		for (int p = 0; p < 2; p++) {
+			const int bit = 4 * h + 2 * p; /* moved to bit 2 */
+			__m512i hb = bit < 2 ? _mm512_slli_epi16(hm, 2 - bit) : _mm512_srli_epi16(hm, bit - 2);
+			u->q[2 * h + p] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(q, 4 * p), m2),
+							  _mm512_and_si512(hb, m4));
+		}
+	}
+	uint32_t s[4];
+	kq_unpack_scales_q3(b->scales, s);
+	const __m128i s8 = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)s), _mm_set1_epi8(32));
+	u->mins = _mm256_cvtepi8_epi16(s8);
+	__m512i sc = _mm512_castsi256_si512(u->mins);
+	u->sc[0] = spread_scales(perm_16[0], sc);
+	u->sc[1] = spread_scales(perm_16[1], sc);
+	u->d = _cvtsh_ss(b->d);
+	u->dmin = 0;
+}
+
+enum kq_fmt { KQ_Q4_K, KQ_Q5_K, KQ_Q6_K, KQ_Q2_K, KQ_Q3_K };
 
 KQ_INLINE void unpack_block(enum kq_fmt f, const uint8_t *w, size_t i, struct kq_unpacked *u)
 {
@@ -157,6 +187,7 @@ KQ_INLINE void unpack_block(enum kq_fmt f, const uint8_t *w, size_t i, struct kq
 	case KQ_Q5_K: unpack_q5_K((const struct block_q5_K *)w + i, u); break;
 	case KQ_Q6_K: unpack_q6_K((const struct block_q6_K *)w + i, u); break;
 	case KQ_Q2_K: unpack_q2_K((const struct block_q2_K *)w + i, u); break;
+	case KQ_Q3_K: unpack_q3_K((const struct block_q3_K *)w + i, u); break;
 	}
 }
 
@@ -180,6 +211,8 @@ KQ_INLINE void block_row(enum kq_fmt f, const struct kq_unpacked *u,
 	__m256i m = min_part(u, a);
 	if (f == KQ_Q6_K) { /* levels carry +32: subtract 32 * sum(scale * bsum) */
 		sumi = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(_mm256_slli_epi32(m, 5)));
+	} else if (f == KQ_Q3_K) { /* levels carry +4: subtract 4 * sum(scale * bsum) */
+		sumi = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(_mm256_slli_epi32(m, 2)));
 	} else {
 		*accm = _mm256_fmadd_ps(_mm256_set1_ps(u->dmin * a->d), _mm256_cvtepi32_ps(m), *accm);
 	}
@@ -243,6 +276,7 @@ KQ_ROWS(KQ_Q4_K, q4_K)
 KQ_ROWS(KQ_Q5_K, q5_K)
 KQ_ROWS(KQ_Q6_K, q6_K)
 KQ_ROWS(KQ_Q2_K, q2_K)
+KQ_ROWS(KQ_Q3_K, q3_K)
 
 static void run_rows(const rows_fn *tbl, size_t n, const void *w_row, const void *act,
 		     size_t stride, int ny, float *out)
@@ -275,6 +309,12 @@ void vec_dot_q2_K_avx512(size_t n, const void *w_row, const void *act, size_t ac
 			 int ny, float *out)
 {
 	run_rows(rows_q2_K, n, w_row, act, act_stride, ny, out);
+}
+
+void vec_dot_q3_K_avx512(size_t n, const void *w_row, const void *act, size_t act_stride,
+			 int ny, float *out)
+{
+	run_rows(rows_q3_K, n, w_row, act, act_stride, ny, out);
 }
 
 /* ---- Q8_K activations: same bytes as quantize_row_q8_K_ref --------------- */
@@ -380,4 +420,9 @@ void gemv_q6_K_avx512(size_t n, const void *w, size_t rb, int nr, const void *ac
 void gemv_q2_K_avx512(size_t n, const void *w, size_t rb, int nr, const void *act, float *out)
 {
 	gemv(KQ_Q2_K, n, w, rb, nr, act, out);
+}
+
+void gemv_q3_K_avx512(size_t n, const void *w, size_t rb, int nr, const void *act, float *out)
+{
+	gemv(KQ_Q3_K, n, w, rb, nr, act, out);
 }

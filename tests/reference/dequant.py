@@ -1,8 +1,8 @@
 """dequant.py: vectorised NumPy dequantizers for ggml block formats.
 
 Owns: the ggml type table (id -> name, elements per block, bytes per block)
-and dequantization of F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q4_K, Q5_K, Q6_K
-to float32, bit-exact with ggml's scalar reference (each product is formed
+and dequantization of F32, F16, BF16, Q8_0, Q4_0, Q2_K, Q3_K, Q4_K, Q5_K,
+Q6_K to float32, bit-exact with ggml's scalar reference (each product is formed
 in float32 in the same order: e.g. Q4_K computes (d*sc)*q - (dmin*m)).
 Does not own: quantization (the engine's job), file parsing (gguf_reader).
 
@@ -14,6 +14,12 @@ Block layouts (ggml-common.h, restated; all little-endian, fp16 = IEEE half):
         Element e = 128n + 32s + l: q = (qs[32n + l] >> 2s) & 3; the 16-group
         g = e / 16 has dl = d * (scales[g] & 15), ml = dmin * (scales[g] >> 4);
         x = dl * q - ml.
+  Q3_K  (256 el, 110 B): u8 hmask[32]; u8 qs[64]; u8 scales[12]; f16 d.
+        Element e = 128n + 32s + l: low bits (qs[32n + l] >> 2s) & 3, as
+        Q2_K; third bit (hmask[l] >> (4n + s)) & 1; q = low - (bit ? 0 : 4)
+        (-4..3). Group g = e / 16 has a 6-bit scale: low nibble of
+        scales[g % 8] (g < 8) or its high nibble (g >= 8), top two bits
+        (scales[8 + g % 4] >> 2*(g // 4)) & 3; x = (d * (sc - 32)) * q.
   Q4_K  (256 el, 144 B): f16 d; f16 dmin; u8 scales[12] (8 six-bit scale/min
         pairs, see _k_scale_min); u8 qs[128]. Sub-block 2j = low nibbles of
         qs[32j..32j+31], sub-block 2j+1 = high nibbles; x = (d*sc)*q - (dmin*m).
@@ -148,9 +154,33 @@ def _deq_q2_k(blocks):
     return (dl * q - ml).reshape(n, QK_K)
 
 
+def _q3_k_scales(s):
+    """The 12 Q3_K scale bytes (n, 12) -> the 16 six-bit scales (n, 16)."""
+    n = s.shape[0]
+    low = np.concatenate([s[:, 0:8] & 0x0F, s[:, 0:8] >> 4], axis=1)
+    shifts = np.array([0, 2, 4, 6], dtype=np.uint8).reshape(1, 4, 1)
+    top = ((s[:, 8:12].reshape(n, 1, 4) >> shifts) & 3).reshape(n, 16)
+    return low | (top << 4)
+
+
+def _deq_q3_k(blocks):
+    n = blocks.shape[0]
+    hm = blocks[:, 0:32].reshape(n, 1, 1, 32)
+    qs = blocks[:, 32:96].reshape(n, 2, 1, 32)
+    sc = _q3_k_scales(blocks[:, 96:108]).astype(np.float32) - 32
+    d = _f16(blocks, 108)
+    shifts = np.array([0, 2, 4, 6], dtype=np.uint8).reshape(1, 1, 4, 1)
+    low = ((qs >> shifts) & 3).astype(np.int32)             # (n, 2, 4, 32)
+    bits = np.arange(8, dtype=np.uint8).reshape(1, 2, 4, 1)  # bit 4n + s
+    high = ((hm >> bits) & 1).astype(np.int32)
+    q = (low - 4 * (1 - high)).reshape(n, 16, 16).astype(np.float32)
+    dl = (d * sc).reshape(n, 16, 1)
+    return (dl * q).reshape(n, QK_K)
+
+
 _ELEMENTWISE = {"F32": _deq_f32, "F16": _deq_f16, "BF16": _deq_bf16}
 _BLOCKWISE = {"Q8_0": _deq_q8_0, "Q4_0": _deq_q4_0, "Q2_K": _deq_q2_k,
-              "Q4_K": _deq_q4_k, "Q5_K": _deq_q5_k, "Q6_K": _deq_q6_k}
+              "Q3_K": _deq_q3_k, "Q4_K": _deq_q4_k, "Q5_K": _deq_q5_k, "Q6_K": _deq_q6_k}
 SUPPORTED = tuple(_ELEMENTWISE) + tuple(_BLOCKWISE)
 
 

@@ -17,7 +17,7 @@ FLOAT_TYPES = ("f32", "f16", "bf16")
 # (quantized: measured 1.6e-2 .. 2.4e-2, the cost of 8-bit activations)
 EXACT_TOL = {"f32": 1e-4, "f16": 1e-4, "bf16": 1e-4, "q8_0": 4e-2,
              "q4_0": 4e-2, "q4_k": 4e-2, "q5_k": 4e-2, "q6_k": 4e-2,
-             "q2_k": 4e-2}
+             "q3_k": 4e-2, "q2_k": 4e-2}
 AQ_TOL = 1e-4           # against the 8-bit-activation reference (act_quant)
 ISA_TOL = 1e-4          # an engine variant against its own --isa ref run
 AQ_CLEAN_MIN = 0.5      # per quantized type: share of positions within AQ_TOL

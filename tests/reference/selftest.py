@@ -139,6 +139,29 @@ def test_hand_q2_k():
     close(x[list(want)], list(want.values()), 0, "Q2_K hand")
 
 
+def test_hand_q3_k():
+    hmask = bytearray(32)
+    hmask[5] = 0x20     # e = 128 + 32*1 + 5 = 165: bit 4*1 + 1 = 5 set
+    hmask[20] = 0x01    # e = 20: bit 0 set
+    qs = bytearray(64)
+    qs[32 + 5] = 0x08   # e = 165: (0x08 >> 2) & 3 = 2
+    qs[20] = 0x03       # e = 20 (group 1): bits 0-1 = 3
+    scales = bytearray(12)
+    # group 10 (e = 160..175): low nibble = high nibble of scales[2],
+    # top bits = bits 4-5 of scales[10]: 0x70 -> 7, 0x30 -> 3: 7 | 48 = 55
+    scales[2] = 0x70
+    scales[10] = 0x30
+    # group 1 (e = 16..31): low nibble of scales[1] = 2, top bits = bits
+    # 0-1 of scales[9] = 0: scale 2
+    scales[1] = 0x02
+    blk = hmask + qs + scales + f16(0.5)
+    x = deq(blk, "Q3_K", 256)
+    # x = d * (sc - 32) * (low - (bit ? 0 : 4))
+    want = {165: 0.5 * 23 * 2, 20: 0.5 * -30 * 3, 21: 0.5 * -30 * -4,
+            0: 0.5 * -32 * -4, 164: 0.5 * 23 * -4}
+    close(x[list(want)], list(want.values()), 0, "Q3_K hand")
+
+
 # -------------------------------------------- dequant: scalar transcription
 
 def _h(b, at):
@@ -205,6 +228,27 @@ def scalar_q2_k(b):
     return np.array(y, dtype=np.float32)
 
 
+def scalar_q3_k(b):
+    f = np.float32
+    d = _h(b, 108)
+    hm, s = b[0:32], b[96:108]
+    y = []
+    g = 0
+    for n in range(2):
+        q = b[32 + 32 * n:32 + 32 * n + 32]
+        for j in range(4):
+            for part in range(2):
+                lo = (s[g] & 0xF) if g < 8 else (s[g - 8] >> 4)
+                sc = lo | (((s[8 + g % 4] >> (2 * (g // 4))) & 3) << 4)
+                g += 1
+                dl = d * f(sc - 32)
+                for l in range(16):
+                    i = 16 * part + l
+                    v = ((q[i] >> (2 * j)) & 3) - (0 if (hm[i] >> (4 * n + j)) & 1 else 4)
+                    y.append(dl * f(v))
+    return np.array(y, dtype=np.float32)
+
+
 def scalar_q4_0(b):
     d = _h(b, 0)
     y = np.zeros(32, dtype=np.float32)
@@ -224,7 +268,7 @@ def random_block(rng, name, n_bytes):
     """Random bytes with sane (finite, modest) fp16 scale fields."""
     b = bytearray(rng.integers(0, 256, n_bytes, dtype=np.uint8).tobytes())
     at = {"Q4_0": [0], "Q8_0": [0], "Q4_K": [0, 2], "Q5_K": [0, 2],
-          "Q6_K": [208], "Q2_K": [80, 82]}[name]
+          "Q6_K": [208], "Q2_K": [80, 82], "Q3_K": [108]}[name]
     for a in at:
         b[a:a + 2] = f16(float(rng.uniform(-2, 2)))
     return bytes(b)
@@ -235,7 +279,8 @@ def test_random_blocks():
     cases = (("Q4_0", 18, 32, scalar_q4_0), ("Q8_0", 34, 32, scalar_q8_0),
              ("Q4_K", 144, 256, scalar_q4_k),
              ("Q5_K", 176, 256, lambda b: scalar_q4_k(b, True)),
-             ("Q6_K", 210, 256, scalar_q6_k), ("Q2_K", 84, 256, scalar_q2_k))
+             ("Q6_K", 210, 256, scalar_q6_k), ("Q2_K", 84, 256, scalar_q2_k),
+             ("Q3_K", 110, 256, scalar_q3_k))
     for name, nb, ne, scalar in cases:
         blocks = [random_block(rng, name, nb) for _ in range(6)]
         got = deq(b"".join(blocks), name, ne * 6)

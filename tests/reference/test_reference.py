@@ -58,7 +58,7 @@ BIN = os.environ.get("FLASHMOE_BIN",
 # (hidden, n_head*head_dim, expert_ff) are multiples of 256. gen-tiny
 # needs vocab >= 259 (bytes + specials).
 BLOCK32_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0")
-ALL_TYPES = BLOCK32_TYPES + ("q4_k", "q5_k", "q6_k", "q2_k")
+ALL_TYPES = BLOCK32_TYPES + ("q4_k", "q5_k", "q6_k", "q3_k", "q2_k")
 MODELS = {
     # the brief's first shape: GQA 4/2, 8 experts, 2 used
     "a": (11, dict(layers=2, hidden=64, heads=4, kv_heads=2, head_dim=16,
