@@ -6,8 +6,10 @@
 #   - held-out perplexity, and the KL divergence of the next-token
 #     distribution from the F16 model's (flashmoe perplexity --save-logits /
 #     --kl-base, as llama.cpp's KL-divergence mode), and top-1 agreement;
-#   - for the expert weights requantized to Q8_0, Q6_K, Q4_K, Q2_K (the rest
+#   - for the expert weights requantized to Q8_0, Q6_K, Q5_K, Q4_K, Q3_K, Q2_K (the rest
 #     stays F16; flashmoe quantize --type f16 --expert-type T);
+#   - for the token embedding (here also the output head) at Q8_0, Q4_0, Q4_K,
+#     Q3_K, Q2_K, the rest F16;
 #   - for fewer routed experts per token than trained (--experts-per-token K);
 #   - for each KV cache format (--kv-type; the base runs with f32);
 #   - for the shipped file as it is.
@@ -46,11 +48,18 @@ $B perplexity -m "$BASE" -f "$TXT" -c 512 --chunks "$CHUNKS" -t 2 --save-logits 
 echo "| configuration | file MB | perplexity | KL mean (nats/token) | +/- | KL max | top-1 same as F16 |"
 echo "| --- | --- | --- | --- | --- | --- | --- |"
 row "F16 (base), KV f32" "$BASE"
-for t in q8_0 q6_k q4_k q2_k; do
+for t in q8_0 q6_k q5_k q4_k q3_k q2_k; do
 	$B quantize -q -m "$BASE" --out $Q/experts-$t.gguf --type f16 --expert-type $t >$Q/quantize-$t.txt 2>&1
 	fb=$(grep -c "using" $Q/quantize-$t.txt || true)
 	row "experts $t, rest F16$([ "$fb" -gt 0 ] && echo " ($fb tensors fell back to another type)")" \
 		$Q/experts-$t.gguf
+done
+# the token embedding (in a tied model also the output head)
+tied=" (tied: also the output head)"
+$B info -m "$BASE" | grep -q '^ *output\.weight' && tied=""
+for t in q8_0 q4_0 q4_k q3_k q2_k; do
+	$B quantize -q -m "$BASE" --out $Q/embd-$t.gguf --type f16 --embd-type $t >$Q/quantize-embd-$t.txt 2>&1
+	row "token embedding $t$tied, rest F16" $Q/embd-$t.gguf
 done
 k=$((K - 1))
 while [ $k -ge 1 ]; do

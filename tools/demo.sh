@@ -14,7 +14,7 @@ if [ -f "$M" ]; then
 	$BIN generate -p "The jury said" -n 60 --temp 0.8 --seed 1
 	echo
 	echo "--- the same model within --mem 80M, its experts streamed from the file into a"
-	echo "    2 MiB cache (a third of them; --cache-size streams even where all would fit)"
+	echo "    2 MiB cache (38% of them; --cache-size streams even where all would fit)"
 	$BIN generate -p "In the spring of that year" -n 60 --temp 0.8 --seed 2 \
 		--mem 80M --cache-size 2M --verbose --stats
 	exit 0
