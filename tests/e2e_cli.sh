@@ -74,5 +74,14 @@ expect_error "id out of vocab" "vocabulary" $BIN generate -m "$T/m.gguf" --token
 expect_error "bad isa" "isa" $BIN generate -m "$T/m.gguf" --token-ids 1 --isa sse9
 expect_error "bad gen-tiny dims" "dimensions" $BIN gen-tiny --out "$T/x.gguf" --heads 3 --kv-heads 2
 expect_error "unknown command" "unknown command" $BIN frobnicate
+# every command answers --help with its usage on stdout and exit 0
+for c in $($BIN --help | sed -n 's/^  \([a-z-]*\) .*/\1/p'); do
+	if $BIN $c --help >"$T/help" 2>"$T/help.err" && grep -q "^usage: flashmoe $c" "$T/help" &&
+		[ ! -s "$T/help.err" ]; then
+		ok "$c --help"
+	else
+		bad "$c --help: exit $?, $(head -n 1 "$T/help.err")"
+	fi
+done
 [ $fails -eq 0 ] || { echo "$fails failed"; exit 1; }
 echo "all passed"

@@ -113,6 +113,11 @@ bool cli_ids(const char *cmd, const char *s, int32_t **ids, int *n)
 	return true;
 }
 
+bool cli_is_help(const char *arg)
+{
+	return !strcmp(arg, "-h") || !strcmp(arg, "--help");
+}
+
 const char *cli_next(const char *cmd, int argc, char **argv, int *i)
 {
 	if (*i + 1 >= argc) {

@@ -29,6 +29,8 @@ bool cli_float(const char *cmd, const char *flag, const char *s, double lo, doub
 bool cli_size(const char *cmd, const char *flag, const char *s, uint64_t *out);
 /* "1,2,3" -> ids (malloc'd, *n set). */
 bool cli_ids(const char *cmd, const char *s, int32_t **ids, int *n);
+/* "-h" or "--help": the command prints its usage to stdout and exits 0. */
+bool cli_is_help(const char *arg);
 /* The value after a flag, or an error when argv ends. */
 const char *cli_next(const char *cmd, int argc, char **argv, int *i);
 

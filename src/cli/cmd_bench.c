@@ -19,6 +19,7 @@ struct bench_opts {
 	bool json, stats;
 };
 
+/* 0: run; 1: --help printed; -1: bad arguments (message printed). */
 static int parse(struct bench_opts *b, int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
@@ -41,6 +42,9 @@ static int parse(struct bench_opts *b, int argc, char **argv)
 		} else if (!strcmp(a, "--seed")) {
 			if (!(v = cli_next("bench", argc, argv, &i)) || !cli_u64("bench", a, v, &b->seed))
 				return -1;
+		} else if (cli_is_help(a)) {
+			fputs(usage_text, stdout);
+			return 1;
 		} else {
 			fprintf(stderr, "flashmoe bench: unknown option '%s'\n%s", a, usage_text);
 			return -1;
@@ -102,8 +106,9 @@ int cmd_bench(int argc, char **argv)
 {
 	struct bench_opts b = { .n_prompt = 512, .n_gen = 128, .seed = 1 };
 	cli_model_opts_init(&b.mo);
-	if (parse(&b, argc, argv))
-		return 2;
+	int pr = parse(&b, argc, argv);
+	if (pr)
+		return pr > 0 ? 0 : 2;
 	struct fm_model *m = cli_open_model("bench", &b.mo);
 	if (!m)
 		return 1;

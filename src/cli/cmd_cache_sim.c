@@ -66,6 +66,10 @@ static bool sim_parse_opt(struct sim_opts *o, int argc, char **argv, int *i)
 	for (size_t j = 0; j < sizeof(numeric) / sizeof(numeric[0]); j++)
 		known |= !strcmp(a, numeric[j]);
 	if (!known) {
+		if (cli_is_help(a)) {
+			fputs(sim_usage, stdout);
+			exit(0);
+		}
 		fprintf(stderr, "flashmoe cache-sim: unknown option '%s'\n%s", a, sim_usage);
 		return false;
 	}

@@ -11,6 +11,10 @@ int cmd_info(int argc, char **argv)
 	struct cli_model_opts o;
 	cli_model_opts_init(&o);
 	for (int i = 1; i < argc; i++) {
+		if (cli_is_help(argv[i])) {
+			fputs("usage: flashmoe info -m MODEL\n", stdout);
+			return 0;
+		}
 		int r = cli_model_opt("info", &o, argc, argv, &i);
 		if (r < 0)
 			return 2;

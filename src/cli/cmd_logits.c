@@ -48,6 +48,9 @@ int cmd_logits(int argc, char **argv)
 			const char *v = cli_next("logits", argc, argv, &i);
 			if (!v || !cli_int("logits", "--batch", v, 1, 1 << 20, &batch))
 				return 2;
+		} else if (cli_is_help(argv[i])) {
+			fputs(usage_text, stdout);
+			return 0;
 		} else {
 			fprintf(stderr, "flashmoe logits: unknown option '%s'\n%s", argv[i], usage_text);
 			return 2;

@@ -191,10 +191,18 @@ static int tokenize(const struct tok_opts *o, const char *text, size_t len)
 	return rc;
 }
 
+static const char tokenize_usage[] =
+	"usage: flashmoe tokenize (-m MODEL | --tokenizer FILE) (-p TEXT | -f FILE)\n"
+	"                         [--ids] [--add-special] [--no-parse-special]\n";
+
 int cmd_tokenize(int argc, char **argv)
 {
 	struct tok_opts o = { .parse_special = true };
 	for (int i = 1; i < argc; i++) {
+		if (cli_is_help(argv[i])) {
+			fputs(tokenize_usage, stdout);
+			return 0;
+		}
 		int r = tok_opt("tokenize", &o, argc, argv, &i);
 		if (r < 0)
 			return 2;
@@ -213,8 +221,7 @@ int cmd_tokenize(int argc, char **argv)
 	free(buf);
 	return rc;
 usage:
-	fprintf(stderr, "usage: flashmoe tokenize (-m MODEL | --tokenizer FILE) (-p TEXT | -f FILE)\n"
-			"                         [--ids] [--add-special] [--no-parse-special]\n");
+	fputs(tokenize_usage, stderr);
 	return 2;
 }
 
@@ -250,12 +257,21 @@ static int detokenize(const struct fm_tokenizer *t, const char *s, bool skip)
 	return rc || fflush(stdout) ? 1 : 0;
 }
 
+static const char detokenize_usage[] =
+	"usage: flashmoe detokenize (-m MODEL | --tokenizer FILE) [--skip-special]\n"
+	"                           [-p IDS | -f FILE | IDS...]  (stdin if none)\n";
+
 int cmd_detokenize(int argc, char **argv)
 {
 	struct tok_opts o = { .parse_special = true };
 	size_t cap = 1, len;
-	for (int i = 1; i < argc; i++)
+	for (int i = 1; i < argc; i++) {
+		if (cli_is_help(argv[i])) {
+			fputs(detokenize_usage, stdout);
+			return 0;
+		}
 		cap += strlen(argv[i]) + 1;
+	}
 	char *args = calloc(1, cap), *ids = NULL; /* the ids given as arguments */
 	int rc = 2;
 	for (int i = 1; args && i < argc; i++) {
@@ -281,8 +297,7 @@ int cmd_detokenize(int argc, char **argv)
 	fm_tokenizer_free(t);
 	goto out;
 usage:
-	fprintf(stderr, "usage: flashmoe detokenize (-m MODEL | --tokenizer FILE) [--skip-special]\n"
-			"                           [-p IDS | -f FILE | IDS...]  (stdin if none)\n");
+	fputs(detokenize_usage, stderr);
 	rc = 2;
 out:
 	free(args);
