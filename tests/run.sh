@@ -5,6 +5,8 @@
 #   - shell end-to-end tests (tests/e2e_*.sh) against the release binary
 #   - the independent NumPy reference (tests/reference/)
 #   - the tokenizer exactness test (tests/tokenizer/run.sh; needs npm)
+#   - logits against llama.cpp on the same files (tests/llamacpp/compare.sh;
+#     compiles llama-cpp-python into a cached venv the first time)
 # Each test exits 0 (pass), 77 (skip, with its reason) or anything else (fail).
 cd "$(dirname "$0")/.." || exit 1
 pass=0 fail=0 skip=0 failed=""
@@ -48,6 +50,9 @@ if [ -f tests/reference/test_reference.py ]; then
 fi
 if [ -f tests/tokenizer/run.sh ]; then
 	run tokenizer/exactness 1800 sh tests/tokenizer/run.sh
+fi
+if [ -f tests/llamacpp/compare.sh ]; then
+	run llamacpp/compare 2400 sh tests/llamacpp/compare.sh
 fi
 echo
 [ -n "$failed" ] && echo "failed:$failed"

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the Debian packages flashmoe builds and tests with, when missing.
 # Run as root (CI, a fresh machine); otherwise prints what to install.
-PKGS="gcc make pkg-config liburing-dev libpcre2-dev libedit-dev python3 python3-numpy tmux libjson-c-dev libutf8proc-dev"
+# g++, cmake, python3-venv: llama.cpp (llama-cpp-python) for tests/llamacpp only
+PKGS="gcc make pkg-config liburing-dev libpcre2-dev libedit-dev python3 python3-numpy tmux libjson-c-dev libutf8proc-dev g++ cmake python3-venv"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
