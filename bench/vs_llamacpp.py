@@ -21,7 +21,7 @@ library as compiled on this machine: tools/llamacpp_venv.sh):
 Usage:
   P=$(sh tools/llamacpp_venv.sh)/bin/python
   $P bench/vs_llamacpp.py speed  MODEL [--threads 1,2] [-p 512] [-n 128] [--reps 3]
-                               [--llama-repack on|off] [--flashmoe-args '--mem 3G']
+                               [--llama-repack on|off] [--flashmoe-args '--mem 3G'] [--dropcache]
   (under a memory limit: ../shared/bin/memcap 3.2G $P bench/vs_llamacpp.py speed ...)
   $P bench/vs_llamacpp.py logits MODEL [--tokens 64] [--seed 1] [--text FILE] [--kv f32|f16]
                                [--llama-defaults] [--llama-repack on|off]
@@ -39,6 +39,7 @@ import numpy as np
 import llama_cpp as L
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DROPCACHE = os.path.join(ROOT, "..", "shared", "bin", "dropcache")
 FLASHMOE = os.environ.get("FM_BIN") or os.path.join(ROOT, "build", "release", "flashmoe")
 
 
@@ -147,12 +148,16 @@ def cmd_speed(a):
     res = {}
     kw = {"repack": a.llama_repack == "on", "fm_args": a.flashmoe_args.split()}
     # one untimed run of each engine first: both map the file, and the first
-    # run after another large file was read pays page faults from the disk
+    # run after another large file was read pays page faults from the disk.
+    # With --dropcache instead: every run starts with the file out of the cache
     for eng, fn in (("flashmoe", flashmoe_speed), ("llama.cpp", llama_speed)):
-        fn(a.model, threads[-1], a.n_prompt, 4, a.seed, **kw)
+        if not a.dropcache:
+            fn(a.model, threads[-1], a.n_prompt, 4, a.seed, **kw)
     for rep in range(a.reps):
         for t in threads:
             for eng, fn in (("flashmoe", flashmoe_speed), ("llama.cpp", llama_speed)):
+                if a.dropcache:
+                    subprocess.run([DROPCACHE, a.model], check=True, capture_output=True)
                 r = fn(a.model, t, a.n_prompt, a.n_gen, a.seed, **kw)
                 res.setdefault((eng, t), []).append(r)
                 print(json.dumps({"engine": eng, "threads": t, "rep": rep, **r}), flush=True)
@@ -223,6 +228,8 @@ def main():
     s.add_argument("--llama-repack", choices=("on", "off"), default="on",
                    help="llama.cpp's weight repacking (use_extra_bufts; on is its default)")
     s.add_argument("--flashmoe-args", default="", help="extra flags for flashmoe bench, e.g. '--mem 3G'")
+    s.add_argument("--dropcache", action="store_true",
+                   help="evict the file from the page cache before every run (no warm-up run)")
     g = sub.add_parser("logits")
     g.add_argument("model")
     g.add_argument("--tokens", type=int, default=64)
