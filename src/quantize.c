@@ -128,6 +128,14 @@ enum ggml_type quant_choose_type(const char *name, uint32_t n_dims, const uint64
 		want = p->embd_type;
 	else if (!strcmp(name, "output.weight"))
 		want = p->output_type;
+	if (!is_int_type(src) && !empty && real_dims(n_dims, ne) >= 2) {
+		for (int i = 0; i < p->n_overrides; i++) {
+			if (regexec(&p->overrides[i].re, name, 0, NULL, 0) == 0) {
+				want = p->overrides[i].type;
+				break;
+			}
+		}
+	}
 	if (wanted)
 		*wanted = want;
 	return want == src ? src : fit_type(want, ne[0]);

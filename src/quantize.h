@@ -3,7 +3,7 @@
  *
  * Owns: the per-tensor type policy and the conversion. Every 2-D+ weight
  * matrix gets the asked type (expert tensors, token_embd and output may each
- * get their own); 1-D tensors (norms, biases) and the MoE router
+ * get their own, and name-matching rules override all of these); 1-D tensors (norms, biases) and the MoE router
  * (ffn_gate_inp.weight) are F32, as llama.cpp keeps them; integer tensors are
  * copied as they are. A row length that is not a whole number of the target's
  * blocks falls back: K-quants (256) -> q8_0 (32) -> f16. A tensor whose type
@@ -20,6 +20,7 @@
 #ifndef FM_QUANTIZE_H
 #define FM_QUANTIZE_H
 
+#include <regex.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -39,11 +40,20 @@ struct quant_tensor_report {
 };
 typedef void (*quant_tensor_fn)(void *user_data, const struct quant_tensor_report *r);
 
+/* A per-tensor rule (llama-quantize's --tensor-type): weight matrices whose
+ * name matches re (POSIX extended, searched anywhere in the name) get type. */
+struct quant_override {
+	regex_t re;
+	enum ggml_type type;
+};
+
 struct quant_params {
 	enum ggml_type type;        /* 2-D+ weight matrices */
 	enum ggml_type expert_type; /* ffn_*_exps tensors */
 	enum ggml_type embd_type;   /* token_embd.weight */
 	enum ggml_type output_type; /* output.weight */
+	const struct quant_override *overrides; /* the first match wins over all of the above */
+	int n_overrides;
 	int n_threads;              /* >= 1 */
 	quant_tensor_fn on_tensor;  /* may be NULL; called from the calling thread */
 	void *user_data;

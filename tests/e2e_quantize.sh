@@ -132,6 +132,18 @@ for tb in f16:0.005 bf16:0.02 q8_0:0.05 q6_k:0.2 q5_k:0.4 q4_0:0.7 q4_k:0.6 q3_k
 	e=$(relerr "$T/lk32" "$T/lk_$t")
 	below "$e" "$bound" && ok "$t: relative error $e < $bound" || bad "$t: relative error $e >= $bound"
 done
+# --tensor-type: the first matching rule wins over --expert-type and --type
+if $BIN quantize -m "$T/k32.gguf" --out "$T/k_tt.gguf" --type q8_0 --expert-type q4_k -q \
+	--tensor-type 'ffn_down_exps=q6_k' --tensor-type 'blk\.0\.attn_[qk]\.=f16' \
+	--tensor-type 'attn=q4_k' >/dev/null 2>"$T/err"; then
+	got="$(type_of "$T/k_tt.gguf" blk.1.ffn_down_exps.weight) $(type_of "$T/k_tt.gguf" blk.1.ffn_up_exps.weight)"
+	got="$got $(type_of "$T/k_tt.gguf" blk.0.attn_q.weight) $(type_of "$T/k_tt.gguf" blk.0.attn_v.weight)"
+	got="$got $(type_of "$T/k_tt.gguf" blk.1.attn_k.weight) $(type_of "$T/k_tt.gguf" blk.0.ffn_gate_inp.weight)"
+	[ "$got" = "q6_K q4_K f16 q4_K q4_K f32" ] && ok "--tensor-type rules: $got" ||
+		bad "--tensor-type rules: got '$got', want 'q6_K q4_K f16 q4_K q4_K f32'"
+else
+	bad "quantize --tensor-type"; cat "$T/err"
+fi
 
 # independent check with the NumPy reference reader (tests/reference/): every
 # key and value type copied, general.file_type set, and each tensor read back
@@ -195,6 +207,12 @@ M="$T/m32.gguf"
 expect_error "unknown type" "unknown --type 'q3_x'" $BIN quantize -m "$M" --out "$T/x.gguf" --type q3_x
 expect_error "type quantize cannot write" "unknown --expert-type 'q5_0'" \
 	$BIN quantize -m "$M" --out "$T/x.gguf" --type q8_0 --expert-type q5_0
+expect_error "--tensor-type without =" "expected REGEX=TYPE" \
+	$BIN quantize -m "$M" --out "$T/x.gguf" --type q8_0 --tensor-type attn_v
+expect_error "--tensor-type bad regex" "bad regular expression" \
+	$BIN quantize -m "$M" --out "$T/x.gguf" --type q8_0 --tensor-type 'attn_(v=q4_k'
+expect_error "--tensor-type bad type" "unknown --tensor-type 'q9_k'" \
+	$BIN quantize -m "$M" --out "$T/x.gguf" --type q8_0 --tensor-type attn_v=q9_k
 expect_error "missing -m" "-m IN.gguf is required" $BIN quantize --out "$T/x.gguf" --type q8_0
 expect_error "missing --out" "--out OUT.gguf is required" $BIN quantize -m "$M" --type q8_0
 expect_error "missing --type" "--type T is required" $BIN quantize -m "$M" --out "$T/x.gguf"

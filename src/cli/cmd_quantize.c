@@ -13,16 +13,24 @@
 
 static const char quant_usage[] =
 	"usage: flashmoe quantize -m IN.gguf --out OUT.gguf --type T [--expert-type T]\n"
-	"       [--embd-type T] [--output-type T] [-t N] [-q]\n"
+	"       [--embd-type T] [--output-type T] [--tensor-type REGEX=T ...] [-t N] [-q]\n"
 	"  T: f32 f16 bf16 q8_0 q4_0 q4_k q5_k q6_k q3_k q2_k (any case).\n"
 	"  --type: every weight matrix (2-D or more); --expert-type, --embd-type and\n"
 	"  --output-type override it for ffn_*_exps, token_embd.weight and output.weight.\n"
-	"  Norms and the router (ffn_gate_inp) stay f32. Rows that are not whole blocks\n"
-	"  fall back: k-quants -> q8_0 -> f16. -t: threads (default 2); -q: no per-tensor lines.\n";
+	"  --tensor-type (repeatable; the first match wins over the flags above): weight\n"
+	"  matrices whose name matches REGEX (POSIX extended, anywhere in the name), e.g.\n"
+	"  --tensor-type ffn_down_exps=q4_k --tensor-type 'blk\\.[0-3]\\.attn_v=q8_0'.\n"
+	"  Norms and the router (ffn_gate_inp) stay f32 unless a REGEX matches the router.\n"
+	"  Rows that are not whole blocks fall back: k-quants -> q8_0 -> f16.\n"
+	"  -t: threads (default 2); -q: no per-tensor lines.\n";
+
+#define QUANT_MAX_OVERRIDES 64
 
 struct quant_opts {
 	const char *in, *out;
 	const char *type, *expert_type, *embd_type, *output_type; /* names as given */
+	const char *tensor_type[QUANT_MAX_OVERRIDES];              /* REGEX=T as given */
+	int n_tensor_type;
 	int n_threads;
 	bool quiet;
 };
@@ -61,6 +69,15 @@ static int parse_args(int argc, char **argv, struct quant_opts *o)
 			if (!(v = cli_next("quantize", argc, argv, &i)) ||
 			    !cli_int("quantize", a, v, 1, 1024, &o->n_threads))
 				return -1;
+		} else if (!strcmp(a, "--tensor-type")) {
+			if (!(v = cli_next("quantize", argc, argv, &i)))
+				return -1;
+			if (o->n_tensor_type == QUANT_MAX_OVERRIDES) {
+				fprintf(stderr, "flashmoe quantize: more than %d --tensor-type rules\n",
+					QUANT_MAX_OVERRIDES);
+				return -1;
+			}
+			o->tensor_type[o->n_tensor_type++] = v;
 		} else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
 			o->quiet = true;
 		} else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -84,13 +101,48 @@ static int parse_args(int argc, char **argv, struct quant_opts *o)
 	return 0;
 }
 
-static bool resolve_types(const struct quant_opts *o, struct quant_params *p)
+/* "REGEX=T" (split at the last '=') -> a compiled rule; false with a message. */
+static bool parse_override(const char *rule, struct quant_override *ov)
+{
+	const char *eq = strrchr(rule, '=');
+	char pattern[512], msg[256];
+	if (!eq || eq == rule || !eq[1]) {
+		fprintf(stderr, "flashmoe quantize: --tensor-type '%s': expected REGEX=TYPE\n", rule);
+		return false;
+	}
+	if ((size_t)(eq - rule) >= sizeof(pattern)) {
+		fprintf(stderr, "flashmoe quantize: --tensor-type: the pattern is longer than %zu "
+			"bytes\n", sizeof(pattern) - 1);
+		return false;
+	}
+	memcpy(pattern, rule, (size_t)(eq - rule));
+	pattern[eq - rule] = 0;
+	if (!parse_type("--tensor-type", eq + 1, &ov->type))
+		return false;
+	int rc = regcomp(&ov->re, pattern, REG_EXTENDED | REG_NOSUB);
+	if (rc) {
+		regerror(rc, &ov->re, msg, sizeof(msg));
+		fprintf(stderr, "flashmoe quantize: --tensor-type '%s': bad regular expression: %s\n",
+			rule, msg);
+		return false;
+	}
+	return true;
+}
+
+static bool resolve_types(const struct quant_opts *o, struct quant_params *p,
+			  struct quant_override *ov)
 {
 	enum ggml_type t;
 	if (!parse_type("--type", o->type, &t))
 		return false;
 	quant_params_default(p, t);
 	p->n_threads = o->n_threads;
+	for (int i = 0; i < o->n_tensor_type; i++) {
+		if (!parse_override(o->tensor_type[i], &ov[i]))
+			return false;
+		p->overrides = ov;
+		p->n_overrides = i + 1;
+	}
 	return (!o->expert_type || parse_type("--expert-type", o->expert_type, &p->expert_type)) &&
 	       (!o->embd_type || parse_type("--embd-type", o->embd_type, &p->embd_type)) &&
 	       (!o->output_type || parse_type("--output-type", o->output_type, &p->output_type));
@@ -125,16 +177,21 @@ int cmd_quantize(int argc, char **argv)
 	int a = parse_args(argc, argv, &o);
 	if (a)
 		return a > 0 ? 0 : 2;
-	struct quant_params p;
-	if (!resolve_types(&o, &p))
-		return 2;
+	struct quant_params p = { 0 };
+	struct quant_override ov[QUANT_MAX_OVERRIDES];
+	int rc = 0;
+	if (!resolve_types(&o, &p, ov)) {
+		rc = 2;
+		goto out;
+	}
 	p.on_tensor = print_tensor;
 	p.user_data = &o.quiet;
 	struct quant_summary s;
 	struct fm_error err = { 0 };
 	if (quant_file(o.in, o.out, &p, &s, &err)) {
 		fprintf(stderr, "flashmoe quantize: %s\n", err.msg);
-		return 1;
+		rc = 1;
+		goto out;
 	}
 	printf("quantized %llu tensors (%llu converted, %llu copied, %llu fell back): "
 	       "%llu -> %llu bytes (%.2f -> %.2f MiB) in %.2f s\n",
@@ -143,5 +200,8 @@ int cmd_quantize(int argc, char **argv)
 	       (unsigned long long)s.n_fallback, (unsigned long long)s.in_bytes,
 	       (unsigned long long)s.out_bytes, s.in_bytes / 1048576.0, s.out_bytes / 1048576.0,
 	       s.seconds);
-	return 0;
+out:
+	for (int i = 0; i < p.n_overrides; i++)
+		regfree(&ov[i].re);
+	return rc;
 }
