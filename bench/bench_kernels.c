@@ -222,6 +222,59 @@ static void bench_type(struct bench *b, enum ggml_type t, uint64_t *seed)
 	free(act);
 }
 
+/* Attention over the F32 KV cache of one KV head: 576 positions (a 512-token
+ * prompt plus generation) of head_dim 128, which stay in L2 as they do in
+ * decode. ns per position for the scores (attn_dot_rows) and the weighted sum
+ * of V rows (attn_wsum), the fastest of the runs. Named "attn" on the command
+ * line to run alone. */
+#define ATTN_POS 576
+#define ATTN_DIM 128
+
+static double attn_time(const struct kernels *k, bool dot, const float *q, const float *rows,
+			float *out)
+{
+	size_t iters = 0;
+	double start = fm_now_s(), per = 1e30;
+	do {
+		double t0 = fm_now_s();
+		for (int r = 0; r < 16; r++) {
+			if (dot)
+				k->attn_dot_rows(out, q, rows, ATTN_POS, ATTN_DIM, 0.088f);
+			else
+				k->attn_wsum(out, q, rows, ATTN_POS, ATTN_DIM);
+		}
+		double t = (fm_now_s() - t0) / 16;
+		per = t < per ? t : per;
+		iters++;
+	} while (fm_now_s() - start < MIN_SECONDS / 3 || iters < 3);
+	return per / ATTN_POS * 1e9;
+}
+
+static void bench_attn(const struct bench *b, uint64_t *seed)
+{
+	float *rows = malloc((size_t)ATTN_POS * ATTN_DIM * sizeof(float));
+	float *q = malloc(ATTN_POS * sizeof(float)), *out = malloc(ATTN_POS * sizeof(float));
+	if (!rows || !q || !out) {
+		free(rows), free(q), free(out);
+		return;
+	}
+	fill_random(rows, (size_t)ATTN_POS * ATTN_DIM, seed);
+	fill_random(q, ATTN_POS, seed); /* a query (first ATTN_DIM) or weights */
+	for (int i = 0; i < KERNEL_ISA_COUNT; i++) {
+		const struct kernels *k = kernels_get((enum kernel_isa)i);
+		bool any_isa = false;
+		for (int a = 1; a < b->argc; a++)
+			any_isa |= kernels_isa_from_name(b->argv[a]) >= 0;
+		if (!k || (any_isa && !named(b, k->name)))
+			continue;
+		printf("bench_kernels: attn  %-6s %d positions x %d: scores %.2f ns/position, "
+		       "weighted sum %.2f ns/position\n", k->name, ATTN_POS, ATTN_DIM,
+		       attn_time(k, true, q, rows, out), attn_time(k, false, q, rows, out));
+		fflush(stdout);
+	}
+	free(rows), free(q), free(out);
+}
+
 int main(int argc, char **argv)
 {
 	struct bench b = { .argc = argc, .argv = argv };
@@ -241,6 +294,7 @@ int main(int argc, char **argv)
 	for (int t = 0; t < GGML_TYPE_COUNT; t++)
 		if (ref->fmt[t].vec_dot)
 			bench_type(&b, (enum ggml_type)t, &seed);
+	bench_attn(&b, &seed);
 	free(b.out);
 	free(b.buf);
 	return 0;
