@@ -322,20 +322,10 @@ static int plan_all(struct quant_run *r, struct fm_error *err)
 
 /* ---- conversion ---- */
 
-struct convert_job {
-	dequantize_row_fn dequantize;
-	quantize_row_fn quantize;
-	const uint8_t *src;      /* [n_rows][src_row_bytes] */
-	uint8_t *dst;            /* [n_rows][dst_row_bytes] */
-	size_t src_row_bytes, dst_row_bytes;
-	uint64_t n_cols, n_rows, rows_per_task;
-	float *rowbuf;           /* [n_threads][n_cols] */
-};
-
-static void convert_rows(void *arg, int task, int thread)
+void quant_rows_task(void *arg, int task, int thread)
 {
-	const struct convert_job *j = arg;
-	float *x = j->rowbuf + (size_t)thread * j->n_cols;
+	const struct quant_rows_job *j = arg;
+	float *x = j->rowbuf + (size_t)thread * j->rowbuf_stride;
 	uint64_t r0 = (uint64_t)task * j->rows_per_task;
 	uint64_t r1 = r0 + j->rows_per_task < j->n_rows ? r0 + j->rows_per_task : j->n_rows;
 	for (uint64_t r = r0; r < r1; r++) {
@@ -344,9 +334,7 @@ static void convert_rows(void *arg, int task, int thread)
 	}
 }
 
-/* Advice on the input mapping's pages under [p, p + n) (read-only and
- * file-backed, so dropped pages read back the same). Errors are ignored. */
-static void advise(const void *p, uint64_t n, int advice)
+void quant_advise(const void *p, uint64_t n, int advice)
 {
 	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
 	uintptr_t a = (uintptr_t)p / page * page;
@@ -360,7 +348,7 @@ static int convert_tensor(struct quant_run *r, uint64_t i, const uint8_t *src,
 {
 	const struct gguf_tensor_info *t = gguf_tensor(r->in, i);
 	const struct quant_plan *pl = &r->plan[i];
-	struct convert_job j = {
+	struct quant_rows_job j = {
 		.dequantize = r->k->fmt[t->type].dequantize,
 		.quantize = r->k->fmt[pl->to].quantize,
 		.src = src,
@@ -370,10 +358,11 @@ static int convert_tensor(struct quant_run *r, uint64_t i, const uint8_t *src,
 		.n_cols = t->ne[0],
 		.n_rows = t->ne[1] * t->ne[2] * t->ne[3],
 		.rowbuf = r->rowbuf,
+		.rowbuf_stride = t->ne[0],
 	};
 	uint64_t n_tasks = j.n_rows < MAX_ROW_TASKS ? j.n_rows : MAX_ROW_TASKS;
 	j.rows_per_task = (j.n_rows + n_tasks - 1) / n_tasks;
-	pool_run(r->pool, convert_rows, &j, (int)n_tasks);
+	pool_run(r->pool, quant_rows_task, &j, (int)n_tasks);
 	return gguf_writer_write_tensor(r->w, i, r->buf, (size_t)pl->out_bytes, err);
 }
 
@@ -383,11 +372,11 @@ static int write_tensor(struct quant_run *r, uint64_t i, struct fm_error *err)
 	const struct gguf_tensor_info *t = gguf_tensor(r->in, i);
 	const struct quant_plan *pl = &r->plan[i];
 	const uint8_t *src = gguf_tensor_data(r->in, i);
-	advise(src, t->size_bytes, MADV_SEQUENTIAL);
+	quant_advise(src, t->size_bytes, MADV_SEQUENTIAL);
 	int rc = pl->to == t->type ? gguf_writer_write_tensor(r->w, i, src, (size_t)t->size_bytes, err)
 				   : convert_tensor(r, i, src, err);
 	/* done with these pages: a many-GB input need not stay resident */
-	advise(src, t->size_bytes, MADV_DONTNEED);
+	quant_advise(src, t->size_bytes, MADV_DONTNEED);
 	return rc;
 }
 

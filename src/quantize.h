@@ -26,6 +26,7 @@
 
 #include "flashmoe.h"
 #include "ggml_type.h"
+#include "kernels/kernels.h"
 
 /* What happened to one tensor, passed to quant_tensor_fn after it is written. */
 struct quant_tensor_report {
@@ -77,6 +78,23 @@ int quant_llama_ftype(enum ggml_type t);
 enum ggml_type quant_choose_type(const char *name, uint32_t n_dims, const uint64_t *ne,
 				 enum ggml_type src, const struct quant_params *p,
 				 enum ggml_type *wanted);
+/* Rows [task * rows_per_task, ...) of src converted into dst through one f32
+ * row (rowbuf + thread * rowbuf_stride): a pool_run task, shared with convert. */
+struct quant_rows_job {
+	dequantize_row_fn dequantize;
+	quantize_row_fn quantize;
+	const uint8_t *src;      /* [n_rows][src_row_bytes] */
+	uint8_t *dst;            /* [n_rows][dst_row_bytes] */
+	size_t src_row_bytes, dst_row_bytes;
+	uint64_t n_cols, n_rows, rows_per_task;
+	float *rowbuf;           /* [n_threads][rowbuf_stride >= n_cols] */
+	size_t rowbuf_stride;
+};
+void quant_rows_task(void *arg, int task, int thread);
+/* madvise over the pages under [p, p + n) of a read-only file mapping (dropped
+ * pages read back the same); errors are ignored. */
+void quant_advise(const void *p, uint64_t n, int advice);
+
 /* Requantize in_path into out_path (written atomically). 0, or a negative
  * code with err naming the file and tensor: FM_EINVAL for a bad type or
  * out_path naming the input, FM_EUNSUPPORTED for a source type the kernels

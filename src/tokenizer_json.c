@@ -14,6 +14,8 @@
  */
 #include "tokenizer_int.h"
 
+#include "json_file.h"
+
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -21,49 +23,6 @@
 #include <string.h>
 
 #define JSON_MAX_BYTES (1u << 30)
-
-/* Read and parse a whole JSON file; NULL (err filled) on failure. */
-static json_object *read_json(const char *path, struct fm_error *err)
-{
-	FILE *fp = fopen(path, "rb");
-	if (!fp) {
-		int e = errno;
-		fm_err(err, -e, path, FM_NO_OFFSET, "cannot open: %s", strerror(e));
-		return NULL;
-	}
-	char *buf = NULL;
-	json_object *root = NULL;
-	long size = fseek(fp, 0, SEEK_END) == 0 ? ftell(fp) : -1;
-	if (size < 0 || (unsigned long)size > JSON_MAX_BYTES || fseek(fp, 0, SEEK_SET)) {
-		fm_err(err, FM_ERANGE, path, FM_NO_OFFSET, "size %ld not in 0..%u", size,
-		       JSON_MAX_BYTES);
-		goto out;
-	}
-	buf = malloc((size_t)size + 1);
-	if (!buf || fread(buf, 1, (size_t)size, fp) != (size_t)size) {
-		fm_err(err, buf ? FM_EIO : FM_ENOMEM, path, FM_NO_OFFSET, "cannot read %ld bytes",
-		       size);
-		goto out;
-	}
-	json_tokener *tk = json_tokener_new();
-	if (!tk) {
-		fm_err(err, FM_ENOMEM, path, FM_NO_OFFSET, "out of memory");
-		goto out;
-	}
-	root = json_tokener_parse_ex(tk, buf, (int)size);
-	enum json_tokener_error je = json_tokener_get_error(tk);
-	if (!root || je != json_tokener_success) {
-		fm_err(err, FM_EFORMAT, path, json_tokener_get_parse_end(tk), "JSON: %s",
-		       je == json_tokener_continue ? "truncated" : json_tokener_error_desc(je));
-		json_object_put(root);
-		root = NULL;
-	}
-	json_tokener_free(tk);
-out:
-	free(buf);
-	fclose(fp);
-	return root;
-}
 
 static json_object *get(json_object *o, const char *key)
 {
@@ -265,7 +224,7 @@ static int read_config(struct tok *t, const char *path, struct fm_error *err)
 	if (!fp)
 		return 0;
 	fclose(fp);
-	json_object *cfg = read_json(cpath, err);
+	json_object *cfg = json_file_read(cpath, JSON_MAX_BYTES, false, err);
 	if (!cfg)
 		return err ? err->code : FM_EFORMAT;
 	int32_t id;
@@ -322,7 +281,7 @@ fail:
 
 struct tok *tok_load_json(const char *path, struct fm_error *err)
 {
-	json_object *root = read_json(path, err);
+	json_object *root = json_file_read(path, JSON_MAX_BYTES, false, err);
 	if (!root)
 		return NULL;
 	struct tok *t = check_model(root, path, err) ? NULL : build(root, path, err);

@@ -113,6 +113,17 @@ bool cli_ids(const char *cmd, const char *s, int32_t **ids, int *n)
 	return true;
 }
 
+const char *cli_shape(char *buf, size_t size, uint32_t n_dims, const uint64_t *ne)
+{
+	size_t len = 0;
+	for (uint32_t d = 0; d < n_dims && len < size; d++)
+		len += (size_t)snprintf(buf + len, size - len, "%s%llu", d ? ", " : "[",
+					(unsigned long long)ne[d]);
+	if (len + 1 < size)
+		strcat(buf, "]");
+	return buf;
+}
+
 bool cli_is_help(const char *arg)
 {
 	return !strcmp(arg, "-h") || !strcmp(arg, "--help");

@@ -20,6 +20,7 @@ int cmd_cache_sim(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 
 /* Argument helpers: print "flashmoe CMD: ..." and return false on bad input. */
 bool cli_int(const char *cmd, const char *flag, const char *s, long lo, long hi, int *out);
@@ -29,6 +30,8 @@ bool cli_float(const char *cmd, const char *flag, const char *s, double lo, doub
 bool cli_size(const char *cmd, const char *flag, const char *s, uint64_t *out);
 /* "1,2,3" -> ids (malloc'd, *n set). */
 bool cli_ids(const char *cmd, const char *s, int32_t **ids, int *n);
+/* "[4096, 128, 8]": a tensor shape into buf (truncated to fit). */
+const char *cli_shape(char *buf, size_t size, uint32_t n_dims, const uint64_t *ne);
 /* "-h" or "--help": the command prints its usage to stdout and exits 0. */
 bool cli_is_help(const char *arg);
 /* The value after a flag, or an error when argv ends. */

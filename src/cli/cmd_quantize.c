@@ -158,13 +158,8 @@ static void print_tensor(void *user_data, const struct quant_tensor_report *r)
 			fm_type_name(r->to));
 	if (*quiet)
 		return;
-	char shape[128] = "[";
-	size_t len = 1;
-	for (uint32_t d = 0; d < r->n_dims && len < sizeof(shape); d++)
-		len += (size_t)snprintf(shape + len, sizeof(shape) - len, "%s%llu", d ? ", " : "",
-					(unsigned long long)r->ne[d]);
-	if (len < sizeof(shape) - 1)
-		strcat(shape, "]");
+	char shape[128] = "";
+	cli_shape(shape, sizeof(shape), r->n_dims, r->ne);
 	printf("[%4llu/%4llu] %-32s %-22s %5s -> %-5s %12llu -> %12llu bytes%s\n",
 	       (unsigned long long)r->index + 1, (unsigned long long)r->n_tensors, r->name, shape,
 	       fm_type_name(r->from), fm_type_name(r->to), (unsigned long long)r->in_bytes,

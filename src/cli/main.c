@@ -22,6 +22,7 @@ static const struct subcommand subcommands[] = {
 	{ "chat", cmd_chat, "talk to the model in the terminal" },
 	{ "perplexity", cmd_perplexity, "perplexity over a text file; KL divergence with --kl-base" },
 	{ "quantize", cmd_quantize, "requantize a model file (like llama-quantize)" },
+	{ "convert", cmd_convert, "a Hugging Face Qwen3-MoE checkpoint to GGUF" },
 };
 
 static void usage(FILE *out)
