@@ -468,31 +468,45 @@ static void q6_K_pack(const uint8_t L[QK_K], struct block_q6_K *b)
 	}
 }
 
-/* Q6_K: symmetric fit per 16-element sub-block, int8 scales against
- * d = -max scale / 128 (the largest scale goes to -128), re-level. */
+/* The symmetric K-quants (Q6_K, Q3_K): per 16-element sub-block a weighted
+ * fit with levels -nlev..nlev-1, the 16 scales quantized to -nsc..nsc-1
+ * against d = -max scale / nsc (the largest scale goes to -nsc, the wider
+ * side), then every element re-levelled against its quantized scale.
+ * Returns d as fp16; sc[] the integer scales, L[] the levels + nlev. */
+static uint16_t k_sym_fit(const float *x, int nlev, int nsc, int sc[16], uint8_t L[QK_K])
+{
+	float scales[16], w[16], amax = 0, max = 0;
+	for (int j = 0; j < 16; j++) {
+		fit_weights(16, x + 16 * j, w);
+		scales[j] = fit_scale_sym(16, nlev, x + 16 * j, w);
+		if (fabsf(scales[j]) > amax) {
+			amax = fabsf(scales[j]);
+			max = scales[j];
+		}
+	}
+	const uint16_t d16 = kq_fp16_sat(-max / (float)nsc);
+	const float d = fm_fp16_to_fp32(d16);
+	for (int j = 0; j < 16; j++) {
+		sc[j] = d != 0 ? kq_round_clamp(scales[j] / d, (float)-nsc, (float)(nsc - 1)) : 0;
+		const float dl = d * sc[j];
+		for (int l = 16 * j; l < 16 * j + 16; l++)
+			L[l] = (uint8_t)(dl != 0 ? kq_round_clamp(x[l] / dl, (float)-nlev,
+								   (float)(nlev - 1)) + nlev
+						 : nlev);
+	}
+	return d16;
+}
+
+/* Q6_K: the symmetric fit with levels -32..31 and int8 scales. */
 void quantize_row_q6_K_ref(const float *x, void *y, size_t n)
 {
 	struct block_q6_K *b = y;
 	uint8_t L[QK_K];
+	int sc[16];
 	for (size_t i = 0; i < n / QK_K; i++, b++, x += QK_K) {
-		float scales[16], w[16], amax = 0, max = 0;
-		for (int j = 0; j < 16; j++) {
-			fit_weights(16, x + 16 * j, w);
-			scales[j] = fit_scale_sym(16, 32, x + 16 * j, w);
-			if (fabsf(scales[j]) > amax) {
-				amax = fabsf(scales[j]);
-				max = scales[j];
-			}
-		}
-		b->d = kq_fp16_sat(-max / 128);
-		const float d = fm_fp16_to_fp32(b->d);
-		for (int j = 0; j < 16; j++) {
-			int sc = d != 0 ? kq_round_clamp(scales[j] / d, -128, 127) : 0;
-			const float dl = d * sc;
-			b->scales[j] = (int8_t)sc;
-			for (int l = 16 * j; l < 16 * j + 16; l++)
-				L[l] = (uint8_t)(dl != 0 ? kq_round_clamp(x[l] / dl, -32, 31) + 32 : 32);
-		}
+		b->d = k_sym_fit(x, 32, 128, sc, L);
+		for (int j = 0; j < 16; j++)
+			b->scales[j] = (int8_t)sc[j];
 		q6_K_pack(L, b);
 	}
 }
@@ -531,34 +545,18 @@ void quantize_row_q2_K_ref(const float *x, void *y, size_t n)
 	}
 }
 
-/* Q3_K: symmetric fit per 16-element sub-block (levels -4..3), 6-bit signed
- * scales (-32..31, stored + 32) against d = -max scale / 32 (the largest
- * scale goes to -32, the wider side), then re-level against the quantized
- * scales. Levels are stored + 4: 2 low bits in qs, the third in hmask. */
+/* Q3_K: the symmetric fit with levels -4..3 and 6-bit signed scales
+ * (-32..31, stored + 32). Levels are stored + 4: 2 low bits in qs, the third
+ * in hmask. */
 void quantize_row_q3_K_ref(const float *x, void *y, size_t n)
 {
 	struct block_q3_K *b = y;
-	uint8_t L[QK_K];
+	uint8_t L[QK_K], ls[16];
+	int sc[16];
 	for (size_t i = 0; i < n / QK_K; i++, b++, x += QK_K) {
-		float scales[16], w[16], amax = 0, max = 0;
-		for (int j = 0; j < 16; j++) {
-			fit_weights(16, x + 16 * j, w);
-			scales[j] = fit_scale_sym(16, 4, x + 16 * j, w);
-			if (fabsf(scales[j]) > amax) {
-				amax = fabsf(scales[j]);
-				max = scales[j];
-			}
-		}
-		b->d = kq_fp16_sat(-max / 32);
-		const float d = fm_fp16_to_fp32(b->d);
-		uint8_t ls[16];
-		for (int j = 0; j < 16; j++) {
-			int sc = d != 0 ? kq_round_clamp(scales[j] / d, -32, 31) : 0;
-			const float dl = d * sc;
-			ls[j] = (uint8_t)(sc + 32);
-			for (int l = 16 * j; l < 16 * j + 16; l++)
-				L[l] = (uint8_t)(dl != 0 ? kq_round_clamp(x[l] / dl, -4, 3) + 4 : 4);
-		}
+		b->d = k_sym_fit(x, 4, 32, sc, L);
+		for (int j = 0; j < 16; j++)
+			ls[j] = (uint8_t)(sc[j] + 32);
 		q3_pack_scales(ls, b->scales);
 		memset(b->hmask, 0, sizeof(b->hmask));
 		for (int h = 0; h < 2; h++) {
