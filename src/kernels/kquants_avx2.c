@@ -233,6 +233,14 @@ KQ_INLINE __m256i bsums_16(const struct block_q8_K *a)
 
 enum kq_fmt { KQ_Q4_K, KQ_Q5_K, KQ_Q6_K, KQ_Q2_K, KQ_Q3_K };
 
+/* Symmetric formats store level + 2^shift (Q6_K +32, Q3_K +4), removed through
+ * the bsums as 2^shift * sum(scale * bsum); 0: an asymmetric format, whose
+ * min goes through dmin. */
+KQ_INLINE int sym_shift(enum kq_fmt f)
+{
+	return f == KQ_Q6_K ? 5 : f == KQ_Q3_K ? 2 : 0;
+}
+
 KQ_INLINE void unpack_block(enum kq_fmt f, const uint8_t *w, size_t i, struct kq_unpacked *u)
 {
 	switch (f) {
@@ -249,12 +257,11 @@ KQ_INLINE void block_row(enum kq_fmt f, const struct kq_unpacked *u,
 			 const struct block_q8_K *a, __m256 *acc, __m256 *accm)
 {
 	__m256i sumi = dot_8x32(u->q, u->sc, a->qs);
-	if (f == KQ_Q6_K) /* levels carry +32: subtract 32 * sum(scale * bsum) */
-		sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(_mm256_madd_epi16(u->mins, bsums_16(a)), 5));
-	if (f == KQ_Q3_K) /* levels carry +4: subtract 4 * sum(scale * bsum) */
-		sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(_mm256_madd_epi16(u->mins, bsums_16(a)), 2));
+	if (sym_shift(f))
+		sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(_mm256_madd_epi16(u->mins, bsums_16(a)),
+								sym_shift(f)));
 	*acc = _mm256_fmadd_ps(_mm256_set1_ps(u->d * a->d), _mm256_cvtepi32_ps(sumi), *acc);
-	if (f != KQ_Q6_K && f != KQ_Q3_K) {
+	if (!sym_shift(f)) {
 		__m256i m = _mm256_madd_epi16(u->mins, bsums_16(a));
 		*accm = _mm256_fmadd_ps(_mm256_set1_ps(u->dmin * a->d), _mm256_cvtepi32_ps(m), *accm);
 	}

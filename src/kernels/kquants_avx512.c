@@ -180,6 +180,14 @@ KQ_INLINE void unpack_q3_K(const struct block_q3_K *b, struct kq_unpacked *u)
 
 enum kq_fmt { KQ_Q4_K, KQ_Q5_K, KQ_Q6_K, KQ_Q2_K, KQ_Q3_K };
 
+/* Symmetric formats store level + 2^shift (Q6_K +32, Q3_K +4), removed through
+ * the bsums as 2^shift * sum(scale * bsum); 0: an asymmetric format, whose
+ * min goes through dmin. */
+KQ_INLINE int sym_shift(enum kq_fmt f)
+{
+	return f == KQ_Q6_K ? 5 : f == KQ_Q3_K ? 2 : 0;
+}
+
 KQ_INLINE void unpack_block(enum kq_fmt f, const uint8_t *w, size_t i, struct kq_unpacked *u)
 {
 	switch (f) {
@@ -209,10 +217,8 @@ KQ_INLINE void block_row(enum kq_fmt f, const struct kq_unpacked *u,
 	__m512i sumi = _mm512_dpwssd_epi32(zero, _mm512_packs_epi32(v[0], v[1]), u->sc[0]);
 	sumi = _mm512_dpwssd_epi32(sumi, _mm512_packs_epi32(v[2], v[3]), u->sc[1]);
 	__m256i m = min_part(u, a);
-	if (f == KQ_Q6_K) { /* levels carry +32: subtract 32 * sum(scale * bsum) */
-		sumi = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(_mm256_slli_epi32(m, 5)));
-	} else if (f == KQ_Q3_K) { /* levels carry +4: subtract 4 * sum(scale * bsum) */
-		sumi = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(_mm256_slli_epi32(m, 2)));
+	if (sym_shift(f)) {
+		sumi = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(_mm256_slli_epi32(m, sym_shift(f))));
 	} else {
 		*accm = _mm256_fmadd_ps(_mm256_set1_ps(u->dmin * a->d), _mm256_cvtepi32_ps(m), *accm);
 	}
