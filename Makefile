@@ -3,7 +3,7 @@
 # BUILD=release|asan|tsan|debug selects the flavour, each in build/<BUILD>/.
 
 BUILD ?= release
-O := build/$(BUILD)
+O ?= build/$(BUILD)
 CC ?= cc
 ARCH := $(shell uname -m)
 
