@@ -404,8 +404,13 @@ KQ_INLINE void gemv(enum kq_fmt f, size_t n, const void *w, size_t row_bytes, in
 		__m256 s3 = gemv_row(f, nb, w0 + 3 * row_bytes, act);
 		_mm_storeu_ps(out + r, hsum4_256(s0, s1, s2, s3));
 	}
-	for (; r < nr; r++)
-		out[r] = hsum_256(gemv_row(f, nb, wb + (size_t)r * row_bytes, act));
+	/* a row's sum must not depend on how the rows were split into tasks
+	 * (streamed and resident runs split differently): the tail is reduced
+	 * in the same order as one lane of the four-row reduction */
+	for (; r < nr; r++) {
+		__m256 s = gemv_row(f, nb, wb + (size_t)r * row_bytes, act);
+		out[r] = _mm_cvtss_f32(hsum4_256(s, s, s, s));
+	}
 }
 
 void gemv_q4_K_avx512(size_t n, const void *w, size_t rb, int nr, const void *act, float *out)
