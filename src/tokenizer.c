@@ -156,7 +156,8 @@ static size_t decode_text(const struct tok *t, const char *s, size_t n, char *ou
 	return o;
 }
 
-static int vocab_insert(struct tok *t, int32_t id)
+/* Index token id by its string; -1, or the id that already has the string. */
+static int32_t vocab_insert(struct tok *t, int32_t id)
 {
 	size_t n;
 	const char *s = tok_text_at(t, id, &n);
@@ -165,12 +166,12 @@ static int vocab_insert(struct tok *t, int32_t id)
 		uint32_t v = t->vocab_slot[h];
 		if (v == 0) {
 			t->vocab_slot[h] = (uint32_t)id + 1;
-			return 0;
+			return -1;
 		}
 		size_t m;
 		const char *o = tok_text_at(t, (int32_t)v - 1, &m);
 		if (m == n && !memcmp(o, s, n))
-			return 0; /* duplicate string: the first id keeps it */
+			return (int32_t)v - 1;
 	}
 }
 
@@ -241,11 +242,37 @@ static void init_byte_ids(struct tok *t)
 	}
 }
 
+/* Every token string once (two ids for one string would leave one of them
+ * unreachable, and which one the text maps to would be an accident), and a
+ * first symbol for every byte (else bytes would vanish from the text). */
+static int check_vocab(struct tok *t, const char *const *strs, const char *path,
+		       struct fm_error *err)
+{
+	for (int32_t i = 0; i < t->n_vocab; i++) {
+		if (!strs[i])
+			continue; /* a hole: no string */
+		int32_t prev = vocab_insert(t, i);
+		size_t n;
+		const char *s = tok_text_at(t, i, &n);
+		if (prev >= 0)
+			return fm_err(err, FM_EFORMAT, path, FM_NO_OFFSET,
+				      "duplicate token '%.*s' (ids %d and %d)", (int)(n > 64 ? 64 : n),
+				      s, prev, i);
+	}
+	init_byte_ids(t);
+	for (int b = 0; b < 256; b++)
+		if (t->byte_id[b] < 0)
+			return fm_err(err, FM_EFORMAT, path, FM_NO_OFFSET,
+				      "no token for byte 0x%02x (byte-level BPE needs one for each "
+				      "of the 256 bytes: its character or <0x%02X>)", b, b);
+	return 0;
+}
+
 struct tok *tok_build_begin(int n, const char *const *strs, const uint32_t *lens,
-			    const uint8_t *types, struct fm_error *err)
+			    const uint8_t *types, const char *path, struct fm_error *err)
 {
 	if (n <= 0 || n > (1 << 28)) {
-		fm_err(err, FM_ERANGE, NULL, FM_NO_OFFSET, "tokenizer: %d tokens", n);
+		fm_err(err, FM_ERANGE, path, FM_NO_OFFSET, "tokenizer: %d tokens", n);
 		return NULL;
 	}
 	struct tok *t = calloc(1, sizeof(*t));
@@ -264,18 +291,15 @@ struct tok *tok_build_begin(int n, const char *const *strs, const uint32_t *lens
 	for (int i = 0; i < n; i++)
 		t->type[i] = strs[i] ? (types ? types[i] : TOK_TYPE_NORMAL) : TOK_TYPE_UNUSED;
 	int rc = copy_strings(t, strs, lens);
-	if (rc) {
-		fm_err(err, rc, NULL, FM_NO_OFFSET, "tokenizer: vocabulary too large");
+	if (rc)
+		fm_err(err, rc, path, FM_NO_OFFSET, "tokenizer: vocabulary too large");
+	if (rc || check_vocab(t, strs, path, err)) {
 		tok_free(t);
 		return NULL;
 	}
-	for (int i = 0; i < n; i++)
-		if (strs[i])
-			vocab_insert(t, i);
-	init_byte_ids(t);
 	return t;
 nomem:
-	fm_err(err, FM_ENOMEM, NULL, FM_NO_OFFSET, "tokenizer: out of memory for %d tokens", n);
+	fm_err(err, FM_ENOMEM, path, FM_NO_OFFSET, "tokenizer: out of memory for %d tokens", n);
 	tok_free(t);
 	return NULL;
 }
@@ -362,13 +386,14 @@ static char *rewrite_pattern(const char *p)
 	return out;
 }
 
-static int compile_regex(struct tok *t, const char *pattern, struct fm_error *err)
+static int compile_regex(struct tok *t, const char *pattern, const char *path,
+			 struct fm_error *err)
 {
 	t->pattern = strdup(pattern);
 	char *rw = rewrite_pattern(pattern);
 	if (!t->pattern || !rw) {
 		free(rw);
-		return fm_err(err, FM_ENOMEM, NULL, FM_NO_OFFSET, "tokenizer: out of memory");
+		return fm_err(err, FM_ENOMEM, path, FM_NO_OFFSET, "tokenizer: out of memory");
 	}
 	int ec;
 	PCRE2_SIZE eo;
@@ -378,7 +403,7 @@ static int compile_regex(struct tok *t, const char *pattern, struct fm_error *er
 	if (!t->re) {
 		PCRE2_UCHAR msg[128];
 		pcre2_get_error_message(ec, msg, sizeof(msg));
-		return fm_err(err, FM_EFORMAT, NULL, FM_NO_OFFSET,
+		return fm_err(err, FM_EFORMAT, path, FM_NO_OFFSET,
 			      "tokenizer: pre-tokenizer regex: %s at %zu", (char *)msg, (size_t)eo);
 	}
 	t->re_jit = pcre2_jit_compile(t->re, PCRE2_JIT_COMPLETE) == 0;
@@ -437,15 +462,15 @@ static void fill_eog(struct tok *t)
 	}
 }
 
-int tok_build_finish(struct tok *t, const char *pattern, const char *pre_name,
+int tok_build_finish(struct tok *t, const char *pattern, const char *pre_name, const char *path,
 		     struct fm_error *err)
 {
-	int rc = compile_regex(t, pattern ? pattern : tok_re_gpt2, err);
+	int rc = compile_regex(t, pattern ? pattern : tok_re_gpt2, path, err);
 	if (rc)
 		return rc;
 	snprintf(t->pre_name, sizeof(t->pre_name), "%s", pre_name ? pre_name : "default");
 	if (index_added(t))
-		return fm_err(err, FM_ENOMEM, NULL, FM_NO_OFFSET, "tokenizer: out of memory");
+		return fm_err(err, FM_ENOMEM, path, FM_NO_OFFSET, "tokenizer: out of memory");
 	fill_eog(t);
 	return 0;
 }

@@ -48,14 +48,19 @@ enum tok_type {
  * tokenizer.ggml.pre selects the regex: "qwen2" (also Qwen3, Qwen3-Next),
  * "qwen35", "default"/"gpt2" or absent -> GPT-2's regex; any other value is
  * FM_EUNSUPPORTED (a wrong split would silently change every prompt). The
- * result copies what it needs: f may be closed afterwards. NULL on failure. */
+ * result copies what it needs: f may be closed afterwards. NULL on failure.
+ * Both loaders refuse (FM_EFORMAT, err naming the file) an empty vocabulary,
+ * a token string under two ids, one id given two strings, and a byte with
+ * no token; tok_load_gguf also more tokens than the file's token_embd.weight
+ * has rows (ids the model could not embed). */
 struct tok *tok_load_gguf(const struct gguf_file *f, struct fm_error *err);
 
 /* Load a Hugging Face tokenizer.json (model "BPE", byte-level; normalizer
  * null or NFC; pre_tokenizer Split(Regex, Isolated) + ByteLevel(use_regex
  * false), or ByteLevel(use_regex true)). eos = <|im_end|> if present, else
  * <|endoftext|>. A tokenizer_config.json beside it, if present, supplies
- * chat_template. NULL on failure. */
+ * chat_template. Ids are integers below 2^24; added tokens may take ids past
+ * model.vocab (Qwen's do). NULL on failure. */
 struct tok *tok_load_json(const char *path, struct fm_error *err);
 
 void tok_free(struct tok *t);

@@ -245,7 +245,8 @@ static void cache_put(struct enc *e, struct cache_slot *s, const void *p, size_t
 	    !reserve((void **)&e->cids, &e->cids_cap, e->cids_len + (size_t)k, sizeof(int32_t)))
 		return;
 	memcpy(e->keys + e->keys_len, p, len);
-	memcpy(e->cids + e->cids_len, e->out, (size_t)k * sizeof(int32_t));
+	if (k) /* e->cids is still NULL before the first non-empty entry */
+		memcpy(e->cids + e->cids_len, e->out, (size_t)k * sizeof(int32_t));
 	*s = (struct cache_slot){ (uint32_t)(h >> 32), (uint32_t)e->keys_len, (uint32_t)e->cids_len,
 				  (uint16_t)len, (uint16_t)k };
 	e->keys_len += len;

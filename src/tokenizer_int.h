@@ -61,15 +61,17 @@ struct tok {
 };
 
 /* Start a tok from n vocabulary strings (strs[i] of lens[i] bytes, types[i]
- * enum tok_type; NULL strs[i] = an unused id). Returns NULL on failure. */
+ * enum tok_type; NULL strs[i] = an unused id). Returns NULL on failure, with
+ * err naming path: a string twice ("duplicate token 'x' (ids 5 and 9)"), a
+ * byte with no token (byte character or <0xAB>), out of memory. */
 struct tok *tok_build_begin(int n, const char *const *strs, const uint32_t *lens,
-			    const uint8_t *types, struct fm_error *err);
+			    const uint8_t *types, const char *path, struct fm_error *err);
 /* Add the merge of rank n_merges: left + right. A merge whose parts or result
  * are missing from the vocabulary is ignored (it can never apply). */
 int tok_build_merge(struct tok *t, const char *l, size_t l_len, const char *r, size_t r_len);
 /* Compile pattern (NULL = GPT-2's), set pre_name, index the added tokens,
- * fill eog. */
-int tok_build_finish(struct tok *t, const char *pattern, const char *pre_name,
+ * fill eog. Errors name path. */
+int tok_build_finish(struct tok *t, const char *pattern, const char *pre_name, const char *path,
 		     struct fm_error *err);
 
 /* The regexes of architectures.md §10.2 (HF / Onig syntax). */

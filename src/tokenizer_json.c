@@ -50,31 +50,53 @@ struct jvocab {
 	uint8_t *types;
 };
 
-/* Highest id in vocab and added_tokens, checked. */
+/* Ids go up to 2^24, config.json's largest vocab_size (convert.c): a token
+ * past it could never have an embedding row. */
+#define JSON_MAX_ID ((1 << 24) - 1)
+
+/* o as an id in 0..JSON_MAX_ID, or -1. */
+static int json_id(json_object *o)
+{
+	int64_t id = json_object_get_int64(o);
+	return json_object_is_type(o, json_type_int) && id >= 0 && id <= JSON_MAX_ID ? (int)id
+										      : -1;
+}
+
+/* Highest id in vocab and added_tokens + 1, each id and content checked. */
 static int vocab_size(json_object *vocab, json_object *added, const char *path,
 		      struct fm_error *err)
 {
-	int64_t max = -1;
+	int max = -1;
+	if (!json_object_object_length(vocab))
+		return fm_err(err, FM_EFORMAT, path, FM_NO_OFFSET, "model.vocab is empty");
 	for (struct lh_entry *e = lh_table_head(json_object_get_object(vocab)); e; e = e->next) {
-		int64_t id = json_object_get_int64((json_object *)lh_entry_v(e));
-		if (id < 0 || id >= (1 << 28))
+		json_object *v = (json_object *)lh_entry_v(e);
+		int id = json_id(v);
+		if (id < 0)
 			return fm_err(err, FM_EFORMAT, path, FM_NO_OFFSET,
-				      "vocab: token '%.64s' has id %lld", (const char *)lh_entry_k(e),
-				      (long long)id);
+				      "model.vocab: token '%.64s' has id %s (expected an integer "
+				      "in 0..%d)", (const char *)lh_entry_k(e),
+				      json_object_to_json_string(v), JSON_MAX_ID);
 		max = id > max ? id : max;
 	}
 	size_t na = added ? json_object_array_length(added) : 0;
 	for (size_t i = 0; i < na; i++) {
 		json_object *a = json_object_array_get_idx(added, i);
-		int64_t id = json_object_get_int64(get(a, "id"));
-		if (id < 0 || id >= (1 << 28) || !get_str(a, "content"))
+		int id = json_id(get(a, "id"));
+		if (id < 0 || !get_str(a, "content"))
 			return fm_err(err, FM_EFORMAT, path, FM_NO_OFFSET,
-				      "added_tokens[%zu]: bad id or content", i);
+				      "added_tokens[%zu]: id %s, content %s (expected an integer id "
+				      "in 0..%d and a string)", i,
+				      json_object_to_json_string(get(a, "id")),
+				      get_str(a, "content") ? "a string" : "missing", JSON_MAX_ID);
 		max = id > max ? id : max;
 	}
-	return max < 0 ? fm_err(err, FM_EFORMAT, path, FM_NO_OFFSET, "empty vocab") : (int)max + 1;
+	return max + 1;
 }
 
+/* The vocabulary by id. An id names one token: model.vocab's, or an added
+ * token's, which may repeat the vocab entry of its id (GPT-2's
+ * <|endoftext|>) or take an id past model.vocab (Qwen's). */
 static int collect_vocab(json_object *vocab, json_object *added, struct jvocab *v,
 			 const char *path, struct fm_error *err)
 {
@@ -87,19 +109,32 @@ static int collect_vocab(json_object *vocab, json_object *added, struct jvocab *
 	if (!v->strs || !v->lens || !v->types)
 		return fm_err(err, FM_ENOMEM, path, FM_NO_OFFSET, "out of memory");
 	for (struct lh_entry *e = lh_table_head(json_object_get_object(vocab)); e; e = e->next) {
-		int id = (int)json_object_get_int64((json_object *)lh_entry_v(e));
-		v->strs[id] = (const char *)lh_entry_k(e);
-		v->lens[id] = (uint32_t)strlen(v->strs[id]);
+		int id = json_id((json_object *)lh_entry_v(e));
+		const char *s = (const char *)lh_entry_k(e);
+		if (v->strs[id])
+			return fm_err(err, FM_EFORMAT, path, FM_NO_OFFSET,
+				      "model.vocab: '%.64s' and '%.64s' both have id %d", v->strs[id],
+				      s, id);
+		v->strs[id] = s;
+		v->lens[id] = (uint32_t)strlen(s);
 		v->types[id] = TOK_TYPE_NORMAL;
 	}
 	size_t na = added ? json_object_array_length(added) : 0;
 	for (size_t i = 0; i < na; i++) {
 		json_object *a = json_object_array_get_idx(added, i), *c = get(a, "content");
-		int id = (int)json_object_get_int64(get(a, "id"));
-		v->strs[id] = json_object_get_string(c);
-		v->lens[id] = (uint32_t)json_object_get_string_len(c);
+		int id = json_id(get(a, "id"));
+		const char *s = json_object_get_string(c);
+		uint32_t len = (uint32_t)json_object_get_string_len(c);
+		if (v->strs[id] && (v->lens[id] != len || memcmp(v->strs[id], s, len)))
+			return fm_err(err, FM_EFORMAT, path, FM_NO_OFFSET,
+				      v->types[id] == TOK_TYPE_NORMAL
+				      ? "added_tokens[%zu]: id %d is '%.64s' in model.vocab, not '%.64s'"
+				      : "added_tokens[%zu]: id %d is also '%.64s', not '%.64s'",
+				      i, id, v->strs[id], s);
+		v->strs[id] = s;
+		v->lens[id] = len;
 		v->types[id] = json_object_get_boolean(get(a, "special")) ? TOK_TYPE_CONTROL
-									   : TOK_TYPE_USER_DEFINED;
+									  : TOK_TYPE_USER_DEFINED;
 	}
 	return 0;
 }
@@ -257,7 +292,7 @@ static struct tok *build(json_object *root, const char *path, struct fm_error *e
 	}
 	if (collect_vocab(get(model, "vocab"), get(root, "added_tokens"), &v, path, err))
 		goto fail;
-	t = tok_build_begin(v.n, v.strs, v.lens, v.types, err);
+	t = tok_build_begin(v.n, v.strs, v.lens, v.types, path, err);
 	if (!t)
 		goto fail;
 	for (size_t i = 0; i < json_object_array_length(merges); i++)
@@ -265,7 +300,7 @@ static struct tok *build(json_object *root, const char *path, struct fm_error *e
 			goto fail;
 	t->nfc = nfc;
 	t->ignore_merges = json_object_get_boolean(get(model, "ignore_merges"));
-	if (read_config(t, path, err) || tok_build_finish(t, pattern, pre_name_of(pattern), err))
+	if (read_config(t, path, err) || tok_build_finish(t, pattern, pre_name_of(pattern), path, err))
 		goto fail;
 	free(v.strs);
 	free(v.lens);

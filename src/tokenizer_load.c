@@ -192,6 +192,24 @@ static const struct pre_entry *gguf_pre(const struct gguf_file *f, struct fm_err
 	return pre;
 }
 
+/* A model's token_embd.weight has a row per id the tokenizer can produce:
+ * more tokens than rows would hand the forward pass ids it cannot embed
+ * (llama.cpp refuses any mismatch; fewer tokens than rows is padding). */
+static int check_embd_rows(const struct tok *t, const struct gguf_file *f, struct fm_error *err)
+{
+	int64_t i = gguf_find_tensor(f, "token_embd.weight");
+	if (i < 0)
+		return 0;
+	const struct gguf_tensor_info *ti = gguf_tensor(f, (uint64_t)i);
+	uint64_t rows = ti->ne[1]; /* unused dims are 1 */
+	if ((uint64_t)t->n_vocab <= rows)
+		return 0;
+	return fm_err(err, FM_EFORMAT, gguf_path(f), FM_NO_OFFSET,
+		      "tokenizer.ggml.tokens has %d tokens but token_embd.weight has %llu rows "
+		      "(ids %llu..%d have no embedding)", t->n_vocab, (unsigned long long)rows,
+		      (unsigned long long)rows, t->n_vocab - 1);
+}
+
 struct tok *tok_load_gguf(const struct gguf_file *f, struct fm_error *err)
 {
 	const char **strs = NULL;
@@ -205,11 +223,16 @@ struct tok *tok_load_gguf(const struct gguf_file *f, struct fm_error *err)
 	if (get_str_arr(f, "tokenizer.ggml.tokens", true, &strs, &lens, &n, err) ||
 	    get_types(f, n, &types, err))
 		goto fail;
-	t = tok_build_begin((int)n, strs, lens, types, err);
-	if (!t || add_gguf_merges(t, f, err) || gguf_specials(t, f, err))
+	if (n == 0) {
+		fm_err(err, FM_EFORMAT, gguf_path(f), FM_NO_OFFSET, "tokenizer.ggml.tokens is empty");
+		goto fail;
+	}
+	t = tok_build_begin((int)n, strs, lens, types, gguf_path(f), err);
+	if (!t || check_embd_rows(t, f, err) || add_gguf_merges(t, f, err) ||
+	    gguf_specials(t, f, err))
 		goto fail;
 	t->nfc = pre->nfc;
-	if (tok_build_finish(t, pre->pattern, pre->name, err))
+	if (tok_build_finish(t, pre->pattern, pre->name, gguf_path(f), err))
 		goto fail;
 	free(strs);
 	free(lens);

@@ -2,7 +2,9 @@
  * vocabulary (no network): a tokenizer.json written here (both merge
  * formats), the same tokenizer through a GGUF, added/special tokens, BPE tie
  * order, NFC, invalid UTF-8, streaming decode of split characters, long
- * runs, the cap contract, concurrent encoders, and loader errors.
+ * runs, the cap contract, concurrent encoders, loader errors, and the
+ * vocabularies refused at load (empty, duplicated, a byte without a token,
+ * more tokens than embedding rows).
  * The exactness test against the real Qwen3 tokenizer is tests/tokenizer/. */
 #include <pthread.h>
 #include <stdio.h>
@@ -359,6 +361,173 @@ static void test_errors(const char *dir)
 	expect_gguf_refused(dir, "gpt2", "llama-bpe");
 }
 
+/* ---- vocabularies that must be refused at load (issue 14) ---- */
+
+/* Byte b's GPT-2 character as UTF-8 into out (NUL-terminated). */
+static void byte_utf8(unsigned b, char *out)
+{
+	unsigned cp = byte_cp(b);
+	if (cp < 0x80) {
+		out[0] = (char)cp;
+		out[1] = 0;
+	} else {
+		out[0] = (char)(0xc0 | (cp >> 6));
+		out[1] = (char)(0x80 | (cp & 0x3f));
+		out[2] = 0;
+	}
+}
+
+/* A tokenizer.json without merges: model.vocab = extra (JSON members, may be
+ * "") then, when bytes, every byte's character but skip (-1: none) at its
+ * byte value; added_tokens = [added]. */
+static void write_vocab_json(const char *path, bool bytes, int skip, const char *extra,
+			     const char *added)
+{
+	FILE *f = fopen(path, "w");
+	fprintf(f, "{\"added_tokens\":[%s],\"normalizer\":null,\"pre_tokenizer\":"
+		   "{\"type\":\"ByteLevel\",\"use_regex\":true,\"add_prefix_space\":false},"
+		   "\"model\":{\"type\":\"BPE\",\"merges\":[],\"vocab\":{%s", added, extra);
+	bool first = !*extra;
+	for (unsigned b = 0; bytes && b < 256; b++) {
+		if ((int)b == skip)
+			continue;
+		fputs(first ? "" : ",", f);
+		put_byte_char(f, b);
+		fprintf(f, ":%u", b);
+		first = false;
+	}
+	fputs("}}}\n", f);
+	fclose(f);
+}
+
+/* tok_load_json(path) must fail with FM_EFORMAT and a message naming the
+ * file and containing want. */
+static void expect_json_refused(const char *path, const char *want, const char *what)
+{
+	struct fm_error err = { 0 };
+	struct tok *t = tok_load_json(path, &err);
+	if (t) {
+		int32_t ids[8];
+		int k = tok_encode(t, "abc", 3, true, ids, 8); /* "tokenizes to nothing" */
+		CHECK(0, "%s: loaded (encode 'abc' -> %d ids)", what, k);
+		tok_free(t);
+		return;
+	}
+	CHECK(err.code == FM_EFORMAT && strstr(err.msg, path) && strstr(err.msg, want),
+	      "%s: code %d '%s' (want '%s')", what, err.code, err.msg, want);
+}
+
+static void test_bad_json_vocab(const char *dir)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/bad_vocab.json", dir);
+	write_vocab_json(path, false, -1, "", "");
+	expect_json_refused(path, "model.vocab is empty", "empty vocab");
+	write_vocab_json(path, false, -1, "", "{\"id\":0,\"content\":\"<x>\",\"special\":true}");
+	expect_json_refused(path, "model.vocab is empty", "only added tokens");
+	write_vocab_json(path, true, -1, "\"ab\":256,\"cd\":256", "");
+	expect_json_refused(path, "'ab' and 'cd' both have id 256", "one id twice in model.vocab");
+	write_vocab_json(path, true, -1, "", "{\"id\":256,\"content\":\"a\",\"special\":false}");
+	expect_json_refused(path, "duplicate token 'a' (ids 97 and 256)", "added = a vocab string");
+	write_vocab_json(path, true, -1, "", "{\"id\":97,\"content\":\"<x>\",\"special\":true}");
+	expect_json_refused(path, "added_tokens[0]: id 97 is 'a' in model.vocab, not '<x>'",
+			    "added token over a vocab id");
+	write_vocab_json(path, true, -1, "", "{\"id\":256,\"content\":\"<x>\",\"special\":true},"
+					    "{\"id\":256,\"content\":\"<y>\",\"special\":true}");
+	expect_json_refused(path, "added_tokens[1]: id 256 is also '<x>', not '<y>'",
+			    "added id twice");
+	write_vocab_json(path, true, -1, "", "{\"id\":256,\"content\":\"<x>\",\"special\":true},"
+					    "{\"id\":300,\"content\":\"<x>\",\"special\":true}");
+	expect_json_refused(path, "duplicate token '<x>' (ids 256 and 300)", "added string twice");
+	write_vocab_json(path, true, 'q', "", "");
+	expect_json_refused(path, "no token for byte 0x71", "a byte without a token");
+	write_vocab_json(path, true, -1, "", "{\"id\":16777216,\"content\":\"<x>\",\"special\":true}");
+	expect_json_refused(path, "added_tokens[0]: id 16777216", "added id past 2^24");
+
+	/* legal: an added token that repeats its vocab entry (GPT-2's
+	 * <|endoftext|>), and added ids past model.vocab, with a gap (Qwen3) */
+	write_vocab_json(path, true, -1, "\"<e>\":256",
+			 "{\"id\":256,\"content\":\"<e>\",\"special\":true},"
+			 "{\"id\":300,\"content\":\"<y>\",\"special\":true}");
+	struct fm_error err = { 0 };
+	struct tok *t = tok_load_json(path, &err);
+	CHECK(t && tok_n_vocab(t) == 301 && tok_is_control(t, 256) && tok_find(t, "<y>", 3) == 300,
+	      "added tokens past model.vocab: %s", err.msg);
+	if (t)
+		expect_ids(t, "a<y>", true, (int32_t[]){ 'a', 300 }, 2);
+	tok_free(t);
+}
+
+/* A GGUF with tokenizer.ggml.tokens = toks[0..n) (model gpt2, pre qwen2, no
+ * merges) and, when rows > 0, a token_embd.weight of rows x 4 F32. */
+static void write_tok_gguf(const char *path, const char *const *toks, uint64_t n, uint64_t rows)
+{
+	struct fm_error err = { 0 };
+	struct gguf_writer *w = gguf_writer_new(32);
+	gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
+	gguf_writer_set_str(w, "tokenizer.ggml.pre", "qwen2");
+	gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, NULL, n);
+	const uint64_t ne[2] = { 4, rows };
+	if (rows)
+		gguf_writer_add_tensor(w, "token_embd.weight", GGML_TYPE_F32, 2, ne);
+	int rc = gguf_writer_open(w, path, &err);
+	float *zero = calloc(rows * 4 + 1, sizeof(float));
+	if (!rc && rows)
+		rc = gguf_writer_write_tensor(w, 0, zero, rows * 4 * sizeof(float), &err);
+	CHECK(!rc && !gguf_writer_finish(w, &err), "write %s: %s", path, err.msg);
+	free(zero);
+	gguf_writer_free(w);
+}
+
+/* tok_load_gguf must refuse path (FM_EFORMAT, message naming it with want). */
+static void expect_gguf_vocab_refused(const char *path, const char *want, const char *what)
+{
+	struct fm_error err = { 0 };
+	struct gguf_file *f = gguf_open(path, &err);
+	CHECK(f, "%s: gguf_open: %s", what, err.msg);
+	struct tok *t = f ? tok_load_gguf(f, &err) : NULL;
+	if (t) {
+		int32_t ids[8];
+		CHECK(0, "%s: loaded (encode 'abc' -> %d ids)", what, tok_encode(t, "abc", 3, true, ids, 8));
+	} else if (f) {
+		CHECK(err.code == FM_EFORMAT && strstr(err.msg, path) && strstr(err.msg, want),
+		      "%s: code %d '%s' (want '%s')", what, err.code, err.msg, want);
+	}
+	tok_free(t);
+	gguf_close(f);
+}
+
+static void test_bad_gguf_vocab(const char *dir)
+{
+	char path[512], chars[258][4];
+	const char *toks[258];
+	snprintf(path, sizeof(path), "%s/bad_vocab.gguf", dir);
+	for (unsigned b = 0; b < 256; b++) {
+		byte_utf8(b, chars[b]);
+		toks[b] = chars[b];
+	}
+	toks[256] = "a";
+	toks[257] = "<x>";
+	write_tok_gguf(path, toks, 0, 0);
+	expect_gguf_vocab_refused(path, "tokenizer.ggml.tokens is empty", "empty tokens");
+	write_tok_gguf(path, toks, 257, 0);
+	expect_gguf_vocab_refused(path, "duplicate token 'a' (ids 97 and 256)", "duplicate token");
+	write_tok_gguf(path, toks + 1, 255, 0);
+	expect_gguf_vocab_refused(path, "no token for byte 0x00", "a byte without a token");
+	/* more tokens than embedding rows: ids 256.. would index past it */
+	toks[256] = "<y>";
+	write_tok_gguf(path, toks, 258, 256);
+	expect_gguf_vocab_refused(path, "258 tokens but token_embd.weight has 256 rows",
+				  "tokens past the embedding");
+	struct fm_error err = { 0 };
+	write_tok_gguf(path, toks, 258, 300); /* fewer tokens than rows: padding, fine */
+	struct gguf_file *f = gguf_open(path, &err);
+	struct tok *t = f ? tok_load_gguf(f, &err) : NULL;
+	CHECK(t && tok_n_vocab(t) == 258, "258 tokens, 300 rows: %s", err.msg);
+	tok_free(t);
+	gguf_close(f);
+}
+
 int main(void)
 {
 	const char *dir = t_tmpdir();
@@ -387,5 +556,7 @@ int main(void)
 		test_basic(t);
 	tok_free(t);
 	test_errors(dir);
+	test_bad_json_vocab(dir);
+	test_bad_gguf_vocab(dir);
 	return t_done("test_tokenizer");
 }
