@@ -110,6 +110,7 @@ struct fm_model *fm_model_open(const char *path, const struct fm_model_params *p
 	}
 	fm->params = *p;
 	fm->mem.budget_bytes = p->mem_bytes;
+	fm->mem.ram_bytes = fm_ram_available_bytes();
 	fm->k = pick_kernels(p->isa, err);
 	if (!fm->k)
 		goto fail;

@@ -61,6 +61,26 @@ int fm_ctx_truncate(struct fm_ctx *c, int n_keep)
 	return 0;
 }
 
+/* NaN or infinite logits mean broken weights (or a bug), never a token:
+ * greedy decoding of NaN rows prints token 0 forever. */
+static int check_finite(struct fm_ctx *c, const float *out, int rows, int pos0,
+			struct fm_error *err)
+{
+	size_t n_vocab = (size_t)c->fm->m.hp.n_vocab;
+	for (int r = 0; r < rows; r++) {
+		const float *row = out + (size_t)r * n_vocab;
+		float acc = 0.0f;
+		for (size_t i = 0; i < n_vocab; i++)
+			acc += row[i] * 0.0f; /* NaN if any is NaN or infinite */
+		if (acc != acc)
+			return fm_err(err, FM_EFORMAT, gguf_path(c->fm->file), FM_NO_OFFSET,
+				      "the logits at position %d are not finite (NaN or infinite): "
+				      "the model's weights or hyperparameters are broken",
+				      pos0 + r);
+	}
+	return 0;
+}
+
 int fm_eval(struct fm_ctx *c, const int32_t *tokens, int n, float *logits, bool all_logits,
 	    struct fm_error *err)
 {
@@ -82,6 +102,9 @@ int fm_eval(struct fm_ctx *c, const int32_t *tokens, int n, float *logits, bool 
 		else if (logits && last)
 			out = logits;
 		int rc = fwd_batch(c->fwd, tokens + i, nb, c->n_past, out, all_logits, err);
+		if (!rc && out)
+			rc = check_finite(c, out, all_logits ? nb : 1,
+					  all_logits ? c->n_past : c->n_past + nb - 1, err);
 		if (rc)
 			return rc;
 		c->n_past += nb;

@@ -51,10 +51,10 @@ int api_stream_open(struct fm_model *fm, const char *path, struct fm_error *err)
 		return 0;
 	if (mem && base + dense + STREAM_MARGIN_BYTES > mem)
 		return fm_err(err, FM_ENOMEM, path, FM_NO_OFFSET,
-			      "--mem %.1f MiB cannot hold the dense weights (%.1f MiB) plus what is resident "
+			      "--mem %.1f MiB (%llu bytes) cannot hold the dense weights (%.1f MiB) plus what is resident "
 			      "already (%.1f MiB: tokenizer, code) plus a %.0f MiB margin; "
 			      "the experts (%.1f MiB) would stream, but the dense part must be resident",
-			      mem / 1048576.0, dense / 1048576.0, base / 1048576.0,
+			      mem / 1048576.0, (unsigned long long)mem, dense / 1048576.0, base / 1048576.0,
 			      STREAM_MARGIN_BYTES / 1048576.0, m->bytes_expert / 1048576.0);
 	int rc = model_copy_dense(&fm->m, err);
 	if (rc)

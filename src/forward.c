@@ -46,7 +46,7 @@ struct fwd {
 	float *tmp;             /* [B][n_embd] */
 	float *router;          /* [B][n_expert] */
 	float *rope_cs;         /* [B][n_rot] */
-	float *att_scratch;     /* [n_threads][n_ctx] */
+	float *att_scratch;     /* [n_threads][kv_scratch_floats] */
 	int *sel;               /* [B][K] expert ids */
 	float *selw;            /* [B][K] weights */
 	int *cnt, *first;       /* [n_expert] */
@@ -143,7 +143,7 @@ static void fwd_layout(struct fwd *f, struct carve *c)
 	f->tmp = carve(c, B * hp->n_embd * F);
 	f->router = carve(c, B * hp->n_expert * F);
 	f->rope_cs = carve(c, B * hp->n_rot * F);
-	f->att_scratch = carve(c, (size_t)nth * f->n_ctx * F);
+	f->att_scratch = carve(c, (size_t)nth * kv_scratch_floats(f->kv) * F);
 	f->sel = carve(c, P * sizeof(int));
 	f->selw = carve(c, P * F);
 	f->cnt = carve(c, (size_t)hp->n_expert * sizeof(int));
@@ -186,6 +186,7 @@ struct fwd *fwd_new(const struct model *m, const struct kernels *k, struct pool 
 	f->mem = mem;
 	f->n_batch = n_batch;
 	f->n_ctx = kv_n_ctx(kv);
+	/* bounded by model.c's check_ranges: these products fit an int */
 	f->q_dim = m->hp.n_head * m->hp.head_dim;
 	f->kv_dim = m->hp.n_head_kv * m->hp.head_dim;
 	f->n_pair = n_batch * m->hp.n_expert_used;
@@ -278,7 +279,7 @@ static void attn_run(void *arg, int task, int thread)
 	size_t off = (size_t)t * f->q_dim + (size_t)h * n_rep * hp->head_dim;
 	kv_attend(f->kv, f->k, at->layer, h, f->q + off, n_rep, at->pos0 + t + 1,
 		  1.0f / sqrtf((float)hp->head_dim), f->attn + off,
-		  f->att_scratch + (size_t)thread * f->n_ctx);
+		  f->att_scratch + (size_t)thread * kv_scratch_floats(f->kv));
 }
 
 static void attention_block(struct fwd *f, int il, int n, int pos0)

@@ -219,7 +219,7 @@ static int check_params(const struct fm_tiny_params *p, struct fm_error *err)
 			      p->arch ? p->arch : "");
 	if (p->n_layer < 1 || p->n_layer > 4096 || p->n_embd < 2 || p->n_embd > lim ||
 	    p->n_head < 1 || p->n_head > 4096 || p->n_head_kv < 1 || p->n_head % p->n_head_kv ||
-	    p->head_dim < 2 || p->head_dim % 2 || p->head_dim > 1024 || p->n_expert < 1 ||
+	    p->head_dim < 2 || p->head_dim % 2 || p->head_dim > 65536 || p->n_expert < 1 ||
 	    p->n_expert > 4096 || p->n_expert_used < 1 || p->n_expert_used > p->n_expert ||
 	    p->n_ff_expert < 1 || p->n_ff_expert > lim || p->n_vocab < 259 ||
 	    p->n_vocab > (1 << 22) || p->n_ctx < 1)

@@ -33,12 +33,17 @@ struct kv_cache *kv_new(int n_layer, int n_head_kv, int head_dim, int n_ctx, enu
 		goto fail;
 	}
 	kv->bytes = (size_t)half * 2;
+	size_t left = fm_mem_left(mem);
 	kv->k = fm_alloc(mem, (size_t)half);
 	kv->v = kv->k ? fm_alloc(mem, (size_t)half) : NULL;
 	if (!kv->v) {
+		size_t per_tok = kv->bytes / (size_t)n_ctx;
 		fm_err(err, FM_ENOMEM, NULL, FM_NO_OFFSET,
-		       "no memory for a KV cache of %d tokens (%.1f MiB)", n_ctx,
-		       kv->bytes / 1048576.0);
+		       "a KV cache of %d tokens needs %.1f MiB (%.1f KiB per token), more than the "
+		       "%.1f MiB left of %s; a context of at most %zu tokens fits", n_ctx,
+		       kv->bytes / 1048576.0, per_tok / 1024.0, left / 1048576.0,
+		       mem && mem->budget_bytes ? "the --mem budget" : "free RAM",
+		       per_tok ? left / per_tok : 0);
 		goto fail;
 	}
 	return kv;
@@ -65,6 +70,11 @@ size_t kv_bytes(const struct kv_cache *kv)
 int kv_n_ctx(const struct kv_cache *kv)
 {
 	return kv->n_ctx;
+}
+
+size_t kv_scratch_floats(const struct kv_cache *kv)
+{
+	return (size_t)kv->n_ctx + (size_t)kv->head_dim;
 }
 
 int kv_type_from_name(const char *name)
@@ -114,7 +124,7 @@ void kv_attend(const struct kv_cache *kv, const struct kernels *k, int layer, in
 	       const float *q, int n_rep, int n_pos, float scale, float *out, float *scratch)
 {
 	int hd = kv->head_dim;
-	float rowbuf[1024];
+	float *rowbuf = scratch + kv->n_ctx; /* one converted row, any head_dim */
 	size_t i0 = kv_index(kv, layer, h, 0);
 	for (int r = 0; r < n_rep; r++) {
 		const float *qr = q + (size_t)r * hd;

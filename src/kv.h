@@ -33,8 +33,10 @@ void kv_store(struct kv_cache *kv, int layer, int pos, const float *k, const flo
 
 /* Causal attention of n_rep query heads that share KV head h, over positions
  * [0, n_pos): out[r] = sum_t softmax_t(q[r] . K[t] * scale) V[t].
- * q, out: [n_rep][head_dim]; scratch: n_pos floats. Thread-safe for distinct
+ * q, out: [n_rep][head_dim]; scratch: kv_scratch_floats() floats. Thread-safe for distinct
  * (out, scratch). k: the kernel table (its attention loops). */
+/* Floats of scratch kv_attend needs: a score per position and a row. */
+size_t kv_scratch_floats(const struct kv_cache *kv);
 void kv_attend(const struct kv_cache *kv, const struct kernels *k, int layer, int h,
 	       const float *q, int n_rep, int n_pos, float scale, float *out, float *scratch);
 

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,19 @@ struct loader {
 	struct fm_error *err;
 	const char *path;
 	size_t f32_used, f32_cap; /* into m->f32_copies */
+	uint8_t *bound;           /* [n_tensors] 1 once a weight took the tensor */
 };
+
+/* Bounds on the hyperparameters, far above any released model (Qwen3.5-397B:
+ * 60 layers, 512 experts of which 10 used, hidden 4096, 32 heads of 256) and
+ * low enough that every size derived from them (a batch's query rows, the
+ * (token, expert) pairs of a batch) stays far inside an int. */
+#define HP_MAX_LAYER 4096
+#define HP_MAX_EXPERT 65536
+#define HP_MAX_EXPERT_USED 1024
+#define HP_MAX_DIM (1 << 20)       /* n_embd, head_dim, n_ff_exp, head counts */
+#define HP_MAX_FEATURES (1 << 22)  /* n_head * head_dim, n_head_kv * head_dim */
+
 
 static int get_u32_req(struct loader *ld, const char *suffix, int *out)
 {
@@ -63,6 +76,53 @@ static int get_f32_opt(struct loader *ld, const char *suffix, float *out, float 
 	return rc;
 }
 
+static int range_err(struct loader *ld, const char *what, uint64_t v, uint64_t max)
+{
+	return fm_err(ld->err, FM_EFORMAT, ld->path, FM_NO_OFFSET,
+		      "%s.%s = %llu is out of range (at most %llu)", ld->m->hp.arch_name, what,
+		      (unsigned long long)v, (unsigned long long)max);
+}
+
+/* Every hyperparameter within bounds and every product computed in 64 bits
+ * (n_head 65537 x head_dim 65536 wraps to 65536 in an int), before any size
+ * is derived from them; floats finite and positive (a NaN rope base or
+ * epsilon makes every logit NaN). */
+static int check_ranges(struct loader *ld)
+{
+	const struct hparams *hp = &ld->m->hp;
+	const struct { const char *key; int v; int max; } lim[] = {
+		{ "block_count", hp->n_layer, HP_MAX_LAYER },
+		{ "embedding_length", hp->n_embd, HP_MAX_DIM },
+		{ "attention.head_count", hp->n_head, HP_MAX_DIM },
+		{ "attention.head_count_kv", hp->n_head_kv, HP_MAX_DIM },
+		{ "attention.key_length", hp->head_dim, HP_MAX_DIM },
+		{ "expert_count", hp->n_expert, HP_MAX_EXPERT },
+		{ "expert_used_count", hp->n_expert_used, HP_MAX_EXPERT_USED },
+		{ "expert_feed_forward_length", hp->n_ff_exp, HP_MAX_DIM },
+	};
+	for (size_t i = 0; i < sizeof(lim) / sizeof(lim[0]); i++)
+		if (lim[i].v > lim[i].max)
+			return range_err(ld, lim[i].key, (uint64_t)lim[i].v, (uint64_t)lim[i].max);
+	if (hp->head_dim < 1)
+		return range_err(ld, "attention.key_length", 0, HP_MAX_DIM);
+	uint64_t q = (uint64_t)hp->n_head * (uint64_t)hp->head_dim;
+	uint64_t kv = (uint64_t)hp->n_head_kv * (uint64_t)hp->head_dim;
+	if (q > HP_MAX_FEATURES || kv > HP_MAX_FEATURES)
+		return fm_err(ld->err, FM_EFORMAT, ld->path, FM_NO_OFFSET,
+			      "%s: %d heads (%d for keys and values) of %d make %llu query features, "
+			      "out of range (at most %d)", hp->arch_name, hp->n_head, hp->n_head_kv,
+			      hp->head_dim, (unsigned long long)(q > kv ? q : kv), HP_MAX_FEATURES);
+	if (!(isfinite(hp->rms_eps) && hp->rms_eps > 0.0f && hp->rms_eps < 1.0f))
+		return fm_err(ld->err, FM_EFORMAT, ld->path, FM_NO_OFFSET,
+			      "%s.attention.layer_norm_rms_epsilon = %g is out of range (0, 1)",
+			      hp->arch_name, (double)hp->rms_eps);
+	if (!(isfinite(hp->rope_theta) && hp->rope_theta > 0.0f))
+		return fm_err(ld->err, FM_EFORMAT, ld->path, FM_NO_OFFSET,
+			      "%s.rope.freq_base = %g must be finite and positive", hp->arch_name,
+			      (double)hp->rope_theta);
+	return 0;
+}
+
 static int read_hparams(struct loader *ld, int n_expert_used)
 {
 	struct hparams *hp = &ld->m->hp;
@@ -90,6 +150,9 @@ static int read_hparams(struct loader *ld, int n_expert_used)
 		return fm_err(ld->err, FM_EUNSUPPORTED, ld->path, FM_NO_OFFSET,
 			      "value_length %d != key_length %d is not supported", v_len,
 			      hp->head_dim);
+	rc = check_ranges(ld);
+	if (rc)
+		return rc;
 	if (hp->n_head % hp->n_head_kv || hp->n_rot > hp->head_dim || hp->n_rot % 2 ||
 	    hp->n_expert_used > hp->n_expert)
 		return fm_err(ld->err, FM_EFORMAT, ld->path, FM_NO_OFFSET,
@@ -107,8 +170,13 @@ static int read_hparams(struct loader *ld, int n_expert_used)
 	bool b;
 	char key[128];
 	snprintf(key, sizeof(key), "%s.expert_weights_norm", hp->arch_name);
-	if (gguf_get_bool(ld->f, key, &b, NULL) == 0)
+	rc = gguf_get_bool(ld->f, key, &b, ld->err); /* a wrong type is an error */
+	if (rc == 0)
 		hp->norm_topk = b;
+	else if (rc != FM_ENOTFOUND)
+		return rc;
+	if (ld->err)
+		ld->err->code = 0;
 	return 0;
 }
 
@@ -138,6 +206,7 @@ static const struct gguf_tensor_info *find_tensor(struct loader *ld, const char 
 	}
 	if (index)
 		*index = i;
+	ld->bound[i] = 1;
 	return t;
 }
 
@@ -146,6 +215,11 @@ static int bind_qmat(struct loader *ld, struct qmat *q, const char *name, int n_
 {
 	int64_t ne[2] = { n_cols, n_rows }, idx;
 	const struct gguf_tensor_info *t = find_tensor(ld, name, 2, ne, required, &idx);
+	if (!t && !required && gguf_find_tensor(ld->f, name) >= 0) {
+		/* present with the wrong shape: an error, not an absent tensor */
+		find_tensor(ld, name, 2, ne, true, &idx);
+		return FM_EFORMAT;
+	}
 	if (!t)
 		return required ? ld->err->code : FM_ENOTFOUND;
 	const struct kernels *k = kernels_get(KERNEL_ISA_REF);
@@ -253,6 +327,52 @@ static int infer_ff_exp(struct loader *ld)
 	return 0;
 }
 
+/* Every tensor of the file must be one the architecture binds: a tensor of
+ * a layer >= block_count, a misspelt name or another architecture's tensor
+ * means the file is not what its metadata says (llama.cpp refuses it too). */
+static int check_all_bound(struct loader *ld)
+{
+	for (uint64_t i = 0; i < gguf_n_tensors(ld->f); i++) {
+		if (ld->bound[i])
+			continue;
+		const struct gguf_tensor_info *t = gguf_tensor(ld->f, i);
+		return fm_err(ld->err, FM_EFORMAT, ld->path, t->offset,
+			      "tensor '%.*s' is not used by %s with %d layers (a tensor of another "
+			      "layer count or architecture?)", (int)t->name.len, t->name.ptr,
+			      ld->m->hp.arch_name, ld->m->hp.n_layer);
+	}
+	return 0;
+}
+
+/* Floats needed for f32 copies of the norm vectors stored in another type:
+ * counted from the file (only tensors of the expected length count; a wrong
+ * one is refused when bound), so a huge head_dim in the metadata allocates
+ * nothing before the shapes are checked. */
+static size_t f32_copies_needed(struct loader *ld)
+{
+	const struct hparams *hp = &ld->m->hp;
+	static const char *const per_layer[] = { "attn_norm", "ffn_norm", "attn_q_norm",
+						 "attn_k_norm" };
+	size_t need = 0;
+	char name[96];
+	for (int il = -1; il < hp->n_layer; il++) {
+		for (int j = 0; j < (il < 0 ? 1 : 4); j++) {
+			if (il < 0)
+				snprintf(name, sizeof(name), "output_norm.weight");
+			else
+				snprintf(name, sizeof(name), "blk.%d.%s.weight", il, per_layer[j]);
+			int64_t i = gguf_find_tensor(ld->f, name);
+			if (i < 0)
+				continue;
+			const struct gguf_tensor_info *t = gguf_tensor(ld->f, (uint64_t)i);
+			uint64_t want = j < 2 ? (uint64_t)hp->n_embd : (uint64_t)hp->head_dim;
+			if (t->type != GGML_TYPE_F32 && t->ne[0] == want)
+				need += (size_t)want;
+		}
+	}
+	return need;
+}
+
 static int bind_globals(struct loader *ld)
 {
 	struct model *m = ld->m;
@@ -278,6 +398,18 @@ static int bind_globals(struct loader *ld)
 		rc = 0;
 	}
 	return rc;
+}
+
+/* The tensor bytes outside the 3-D expert tensors, for messages. */
+static double dense_estimate_mib(const struct gguf_file *f)
+{
+	uint64_t b = 0;
+	for (uint64_t i = 0; i < gguf_n_tensors(f); i++) {
+		const struct gguf_tensor_info *t = gguf_tensor(f, i);
+		if (t->ne[2] <= 1)
+			b += t->size_bytes;
+	}
+	return b / 1048576.0;
 }
 
 int model_load(struct model *m, struct gguf_file *f, int n_expert_used, struct fm_mem *mem,
@@ -306,22 +438,31 @@ int model_load(struct model *m, struct gguf_file *f, int n_expert_used, struct f
 	if (rc)
 		return rc;
 	/* norm vectors that are not f32 need f32 copies */
-	ld.f32_cap = (size_t)m->hp.n_layer * (3u * m->hp.n_embd + 2u * m->hp.head_dim) +
-		     m->hp.n_embd;
+	ld.f32_cap = f32_copies_needed(&ld);
 	m->f32_copies_bytes = ld.f32_cap * sizeof(float);
 	m->f32_copies = fm_alloc(mem, m->f32_copies_bytes);
 	m->w.layers = calloc((size_t)m->hp.n_layer, sizeof(*m->w.layers));
-	if (!m->f32_copies || !m->w.layers) {
-		rc = fm_err(err, FM_ENOMEM, ld.path, FM_NO_OFFSET, "out of memory binding tensors");
+	ld.bound = calloc(gguf_n_tensors(f) + 1, 1);
+	if (!m->f32_copies || !m->w.layers || !ld.bound) {
+		rc = mem && mem->budget_bytes
+			? fm_err(err, FM_ENOMEM, ld.path, FM_NO_OFFSET,
+				 "--mem budget of %llu bytes is too small to load the model "
+				 "(its dense weights alone are %.1f MiB)",
+				 (unsigned long long)mem->budget_bytes, dense_estimate_mib(f))
+			: fm_err(err, FM_ENOMEM, ld.path, FM_NO_OFFSET, "out of memory binding tensors");
 		goto fail;
 	}
 	rc = bind_globals(&ld);
 	for (int il = 0; !rc && il < m->hp.n_layer; il++)
 		rc = bind_layer(&ld, il);
+	if (!rc)
+		rc = check_all_bound(&ld);
 	if (rc)
 		goto fail;
+	free(ld.bound);
 	return 0;
 fail:
+	free(ld.bound);
 	model_unload(m);
 	return rc;
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Messages longer than the struct's buffer are cut short on purpose. */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
@@ -36,8 +37,12 @@ bool fm_mem_charge(struct fm_mem *m, size_t bytes)
 {
 	if (!m)
 		return true;
+	/* without --mem, a request beyond the machine's free RAM (a -c of 16M
+	 * tokens, sizes from a hostile file) is refused here with the numbers
+	 * rather than by the OOM killer once its pages are touched */
+	size_t cap = m->budget_bytes ? m->budget_bytes : m->ram_bytes;
 	size_t used = atomic_fetch_add(&m->used_bytes, bytes) + bytes;
-	if (m->budget_bytes && used > m->budget_bytes) {
+	if (cap && (used > cap || used < bytes)) {
 		atomic_fetch_sub(&m->used_bytes, bytes);
 		return false;
 	}
@@ -45,6 +50,31 @@ bool fm_mem_charge(struct fm_mem *m, size_t bytes)
 	while (used > peak && !atomic_compare_exchange_weak(&m->peak_bytes, &peak, used))
 		;
 	return true;
+}
+
+size_t fm_mem_left(const struct fm_mem *m)
+{
+	if (!m)
+		return SIZE_MAX;
+	size_t cap = m->budget_bytes ? m->budget_bytes : m->ram_bytes;
+	size_t used = atomic_load(&m->used_bytes);
+	return !cap ? SIZE_MAX : used < cap ? cap - used : 0;
+}
+
+size_t fm_ram_available_bytes(void)
+{
+	FILE *f = fopen("/proc/meminfo", "re");
+	unsigned long long kib = 0;
+	char line[128];
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %llu kB", &kib) == 1)
+			break;
+	if (f)
+		fclose(f);
+	if (kib)
+		return kib > SIZE_MAX / 1024 ? SIZE_MAX : (size_t)kib * 1024;
+	long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+	return pages > 0 && page > 0 ? (size_t)pages * (size_t)page : 0;
 }
 
 void fm_mem_release(struct fm_mem *m, size_t bytes)

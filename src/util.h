@@ -25,8 +25,16 @@ int fm_err(struct fm_error *err, int code, const char *file, uint64_t offset,
 struct fm_mem {
 	_Atomic size_t used_bytes;
 	_Atomic size_t peak_bytes;
-	size_t budget_bytes; /* 0 = unlimited */
+	size_t budget_bytes; /* 0 = no budget: then ram_bytes bounds it */
+	size_t ram_bytes;    /* memory the machine had free at open; 0 = unknown */
 };
+
+/* What fm_alloc may still hand out: the budget (or, without one, the free
+ * RAM at open) less what is charged; SIZE_MAX when neither is known. */
+size_t fm_mem_left(const struct fm_mem *m);
+/* MemAvailable of /proc/meminfo (free + reclaimable page cache), or the
+ * free physical pages; 0 when neither can be read. */
+size_t fm_ram_available_bytes(void);
 
 /* 64-byte aligned (4096 when bytes >= 1 MiB), zeroed; NULL if the budget or
  * the OS refuses. fm_free(m, NULL, 0) is a no-op. */

@@ -145,8 +145,60 @@ static void check_errors(void)
 	CHECK(fm_model_open("/nonexistent/x.gguf", NULL, &err) == NULL, "missing file opened");
 }
 
+/* Issue 14.3: head_dim 2048 with an F16 KV cache overflowed a fixed 1024-float
+ * row buffer on the stack (ASan: stack-buffer-overflow). Wide heads must work
+ * with every KV format and agree with the F32 cache to F16 rounding. */
+static void check_wide_heads(void)
+{
+	struct fm_tiny_params p;
+	fm_tiny_params_default(&p);
+	p.type = 0;
+	p.n_layer = 1;
+	p.n_embd = 64;
+	p.n_head = 2;
+	p.n_head_kv = 1;
+	p.head_dim = 2048;
+	p.n_expert = 4;
+	p.n_expert_used = 2;
+	p.n_ff_expert = 64;
+	char wide[600];
+	snprintf(wide, sizeof(wide), "%s/wide.gguf", t_tmpdir());
+	struct fm_error err = { 0 };
+	if (fm_gen_tiny(wide, &p, &err)) {
+		CHECK(0, "gen_tiny head_dim 2048: %s", err.msg);
+		return;
+	}
+	int32_t ids[6] = { 5, 17, 99, 3, 250, 42 };
+	float *out[2] = { NULL, NULL };
+	int nv = 0;
+	for (int f = 0; f < 2; f++) {
+		struct fm_model_params mp;
+		fm_model_params_default(&mp);
+		mp.n_threads = 2;
+		mp.kv_type = f ? "f16" : "f32";
+		struct fm_model *m = fm_model_open(wide, &mp, &err);
+		struct fm_ctx *c = m ? fm_ctx_new(m, 16, &err) : NULL;
+		CHECK(c != NULL, "head_dim 2048, kv %s: %s", mp.kv_type, err.msg);
+		if (c) {
+			nv = fm_model_get_info(m)->n_vocab;
+			out[f] = calloc((size_t)6 * nv, sizeof(float));
+			CHECK(fm_eval(c, ids, 6, out[f], true, &err) == 0, "eval: %s", err.msg);
+		}
+		fm_ctx_free(c);
+		fm_model_close(m);
+	}
+	if (out[0] && out[1]) {
+		double e = max_rel(out[0], out[1], (size_t)6 * nv);
+		CHECK(e < 1e-2, "head_dim 2048: f16 KV differs from f32 by %.3g", e);
+		printf("  head_dim 2048: f16 KV vs f32 max rel %.2g\n", e);
+	}
+	free(out[0]);
+	free(out[1]);
+}
+
 int main(void)
 {
+	check_wide_heads();
 	check_model(0, "f32");
 	check_model(8, "q8_0");
 	check_model(12, "q4_K");

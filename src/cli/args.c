@@ -296,7 +296,14 @@ struct fm_model *cli_open_model(const char *cmd, const struct cli_model_opts *o)
 	}
 	struct fm_error err = { 0 };
 	struct fm_model *m = fm_model_open(path, &o->mp, &err);
-	if (!m)
+	if (!m) {
 		fprintf(stderr, "flashmoe %s: %s\n", cmd, err.msg);
+		return NULL;
+	}
+	/* as llama.cpp: allowed, but the user should know */
+	int train = fm_model_get_info(m)->n_ctx_train;
+	if (o->n_ctx > train && train > 0)
+		fprintf(stderr, "flashmoe %s: warning: -c %d is beyond the %d tokens the model was "
+			"trained with; positions past it may give poor text\n", cmd, o->n_ctx, train);
 	return m;
 }

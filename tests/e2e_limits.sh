@@ -1,0 +1,86 @@
+#!/bin/sh
+# tests/e2e_limits.sh: values that are legal to write but wrong to run
+# (issue 14, items 5 and 7), each a clear error or warning, never exit 0
+# with garbage:
+#   - weights that make the logits NaN (valid metadata): an error naming the
+#     position, not token 0 forever;
+#   - -c beyond the trained context: a warning, as llama.cpp gives;
+#   - -c whose KV cache does not fit --mem, or (without --mem) the free RAM:
+#     refused with the bytes per token and the context that fits;
+#   - a --mem too small for anything (0.5K): the message names the budget.
+# Exit 0 pass, 1 fail.
+cd "$(dirname "$0")/.." || exit 1
+BIN=${FM_BIN:-build/release/flashmoe}
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fails=0
+
+# expect NAME WANT_RC PATTERN CMD...: exit status WANT_RC ("nz" = non-zero)
+# and PATTERN (grep -E) in stderr+stdout
+expect() {
+	name=$1 want=$2 pat=$3
+	shift 3
+	"$@" >"$T/out" 2>&1
+	rc=$?
+	ok=1
+	case $want in nz) [ $rc -ne 0 ] || ok=0 ;; *) [ $rc -eq "$want" ] || ok=0 ;; esac
+	grep -Eq -e "$pat" "$T/out" || ok=0
+	if [ $ok = 1 ]; then
+		echo "ok   $name: $(grep -E -e "$pat" "$T/out" | head -n 1 | cut -c1-200)"
+	else
+		echo "FAIL $name (exit $rc, want $want, pattern '$pat'):"
+		sed 's/^/       /' "$T/out" | tail -n 5
+		fails=$((fails + 1))
+	fi
+}
+
+$BIN gen-tiny --out "$T/m.gguf" --type f32 --layers 2 --hidden 64 --head-dim 16 --experts 4 \
+	--experts-used 2 --expert-ff 64 --vocab 300 --ctx 512 >/dev/null || { echo "FAIL gen-tiny"; exit 1; }
+
+# the output norm's weights set to NaN with the project's own GGUF reader/writer
+/usr/bin/python3 - "$T/m.gguf" "$T/nan.gguf" <<'PY' || { echo "FAIL writing nan.gguf"; exit 1; }
+import sys
+sys.path.insert(0, "tests/reference")
+import numpy as np
+from gguf_reader import GGUFFile
+import gguf_writer as w
+g = GGUFFile(sys.argv[1])
+names = {v: k for k, v in w.VT.items()}
+kvs = []
+for k, v in g.metadata.items():
+    t = g.value_types[k]
+    if t == w.VT["array"]:
+        et = "string" if isinstance(v[0], str) else "float32" if isinstance(v[0], float) else "int32"
+        kvs.append((k, "array", (et, list(v))))
+    else:
+        kvs.append((k, names[t], v))
+tens = []
+for n, ti in g.tensors.items():
+    raw = bytes(g.tensor_bytes(n))
+    if n == "output_norm.weight":
+        raw = np.full(ti.ne[0], np.nan, "<f4").tobytes()
+    tens.append((n, ti.ne, ti.type_id, raw))
+w.write_gguf(sys.argv[2], kvs, tens, alignment=g.alignment)
+PY
+
+expect "NaN logits stop generation" nz "logits at position [0-9]+ are not finite" \
+	$BIN generate -m "$T/nan.gguf" --token-ids 1,2,3 -n 4 --temp 0 --ids
+expect "NaN logits stop logits" nz "not finite" \
+	$BIN logits -m "$T/nan.gguf" --token-ids 1,2,3 --out "$T/l.f32"
+expect "-c beyond training warns" 0 "warning: -c 1024 is beyond the 512 tokens" \
+	$BIN generate -m "$T/m.gguf" --token-ids 1,2,3 -n 2 --temp 0 --ids -c 1024
+expect "-c beyond --mem refused" nz "KV cache of 4000000 tokens needs .* MiB \(.* KiB per token\).*--mem budget; a context of at most [0-9]+ tokens fits" \
+	$BIN generate -m "$T/m.gguf" --token-ids 1,2,3 -n 2 --temp 0 --ids -c 4000000 --mem 300M
+expect "--mem 0.5K names the budget" nz "--mem 0.0 MiB \(512 bytes\) cannot hold the dense weights" \
+	$BIN generate -m "$T/m.gguf" --token-ids 1,2,3 -n 2 --mem 0.5K
+# without --mem the limit is the free RAM: 16M tokens of the built-in
+# model's F32 KV cache is 64 GiB (skipped where that much is free)
+avail=$(awk '/MemAvailable/ { print int($2 / 1048576) }' /proc/meminfo)
+if [ "${avail:-0}" -lt 60 ] && [ -f models/brown-moe.gguf ]; then
+	expect "-c beyond free RAM refused" nz "KV cache of 16777216 tokens needs 65536.0 MiB.*free RAM; a context of at most [0-9]+ tokens fits" \
+		$BIN generate -m models/brown-moe.gguf -p hi -n 2 -c 16777216
+else
+	echo "skip -c beyond free RAM: ${avail} GiB free"
+fi
+[ $fails -eq 0 ] && exit 0
+exit 1
