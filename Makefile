@@ -113,5 +113,73 @@ $(O)/bench/%: bench/%.c $(O)/libflashmoe.a
 clean:
 	rm -rf build
 
+# Fuzzing (libFuzzer; run by hand, not part of all/check): builds every
+# tests/fuzz/fuzz_*.c with clang (installed when missing, as root) into
+# build/fuzz/, seeds build/fuzz/corpus-<name>/ (tests/fuzz/gen_seeds.c), then
+# runs each target FUZZ_TIME seconds, one after the other, on one core. A
+# finding stops make; its input is build/fuzz/<name>-crash-* (or leak-,
+# timeout-, oom-). FUZZ_ARGS adds libFuzzer flags (e.g. -runs=10000000).
+#   make fuzz FUZZ_TIME=60
+FUZZ_CC ?= clang
+FUZZ_TIME ?= 10
+FUZZ_DIR := build/fuzz
+FUZZ_MODEL ?= models/brown-moe.gguf
+FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -g -O1 -fno-omit-frame-pointer -pthread \
+	-fsanitize=address,undefined -fno-sanitize-recover=undefined $(ISA_BASE)
+FUZZ_NAMES := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
+# Largest input per target (bytes); 4096 for the others.
+FUZZ_MAXLEN_fuzz_tokenizer := 256
+FUZZ_MAXLEN_fuzz_tokenizer_json := 16384
+
+fuzz: deps fuzz-clang
+	$(MAKE) fuzz-build
+	$(MAKE) -j1 $(FUZZ_NAMES:%=fuzz-run-%)
+
+fuzz-clang:
+	@command -v $(FUZZ_CC) >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then echo "fuzz: installing clang"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq >/dev/null && apt-get install -y -qq clang >/dev/null || { \
+	      echo "fuzz: apt-get install clang failed" >&2; exit 1; }; \
+	  else echo "fuzz: clang is missing (run: sudo apt-get install clang)" >&2; exit 1; fi; }
+
+fuzz-build: $(FUZZ_NAMES:%=$(FUZZ_DIR)/%) $(FUZZ_DIR)/.seeded
+
+fuzz-run-%: $(FUZZ_DIR)/% $(FUZZ_DIR)/.seeded
+	FM_FUZZ_TOKENIZER=$(FUZZ_MODEL) $< -max_total_time=$(FUZZ_TIME) -timeout=1 \
+		-rss_limit_mb=2048 -max_len=$(or $(FUZZ_MAXLEN_$*),4096) -print_final_stats=1 \
+		-artifact_prefix=$(FUZZ_DIR)/$*- $(if $(wildcard tests/fuzz/$*.dict),-dict=tests/fuzz/$*.dict) \
+		$(FUZZ_ARGS) $(FUZZ_DIR)/corpus-$*
+
+$(FUZZ_DIR)/.seeded: $(FUZZ_DIR)/gen_seeds $(FUZZ_MODEL)
+	$(FUZZ_DIR)/gen_seeds $(FUZZ_DIR) $(FUZZ_MODEL)
+	@touch $@
+
+$(FUZZ_DIR)/gen_seeds: tests/fuzz/gen_seeds.c $(FUZZ_DIR)/libflashmoe.a
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -o $@ $^ $(LDLIBS)
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DIR)/libflashmoe.a
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+$(FUZZ_DIR)/libflashmoe.a: $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_DIR)/obj/%_avx2.o: %_avx2.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -MMD -MP $(ISA_AVX2) -c -o $@ $<
+
+$(FUZZ_DIR)/obj/%_avx512.o: %_avx512.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -MMD -MP $(ISA_AVX512) -c -o $@ $<
+
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+.PHONY: fuzz fuzz-clang fuzz-build
+-include $(FUZZ_LIB_OBJ:.o=.d)
+
 .PHONY: all deps check test demo clean bench
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d)
