@@ -212,6 +212,13 @@ static int read_config(struct conv *cv)
 	return rc;
 }
 
+int convert_read_config_json(const char *dir, struct fm_error *err)
+{
+	struct fm_error scratch;
+	struct conv cv = { .dir = dir, .err = err ? err : &scratch };
+	return read_config(&cv);
+}
+
 /* ---- the safetensors files ---- */
 
 static int add_file(struct conv *cv, const char *name)

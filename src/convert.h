@@ -60,4 +60,8 @@ struct convert_summary {
 int convert_hf(const char *dir, const char *out_path, const struct convert_params *p,
 	       struct convert_summary *sum, struct fm_error *err);
 
+/* Read and check DIR/config.json only, as convert_hf does first (for
+ * tests/fuzz/fuzz_config.c). 0, or a negative code with err naming it. */
+int convert_read_config_json(const char *dir, struct fm_error *err);
+
 #endif
