@@ -179,8 +179,8 @@ static bool normalizer_is_nfc(json_object *n, bool *nfc)
 	if (str_is(n, "type", "NFC"))
 		return (*nfc = true);
 	json_object *seq = get(n, "normalizers");
-	if (!str_is(n, "type", "Sequence") || !seq)
-		return false;
+	if (!str_is(n, "type", "Sequence") || !json_object_is_type(seq, json_type_array))
+		return false; /* (json-c asserts on the length of a non-array) */
 	for (size_t i = 0; i < json_object_array_length(seq); i++)
 		if (!normalizer_is_nfc(json_object_array_get_idx(seq, i), nfc) || !*nfc)
 			return false;
@@ -194,7 +194,8 @@ static const char *pre_pattern(json_object *p)
 		return json_object_get_boolean(get(p, "use_regex")) &&
 		       !json_object_get_boolean(get(p, "add_prefix_space")) ? tok_re_gpt2 : NULL;
 	json_object *seq = get(p, "pretokenizers");
-	if (!str_is(p, "type", "Sequence") || !seq || json_object_array_length(seq) != 2)
+	if (!str_is(p, "type", "Sequence") || !json_object_is_type(seq, json_type_array) ||
+	    json_object_array_length(seq) != 2)
 		return NULL;
 	json_object *split = json_object_array_get_idx(seq, 0);
 	json_object *bl = json_object_array_get_idx(seq, 1);

@@ -441,6 +441,21 @@ static void test_bad_json_vocab(const char *dir)
 	expect_json_refused(path, "duplicate token '<x>' (ids 256 and 300)", "added string twice");
 	write_vocab_json(path, true, 'q', "", "");
 	expect_json_refused(path, "no token for byte 0x71", "a byte without a token");
+	/* a Sequence whose list is not an array: refused (json-c asserted) */
+	FILE *f = fopen(path, "w");
+	fputs("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},\"pre_tokenizer\":"
+	      "{\"type\":\"Sequence\",\"pretokenizers\":{\"a\":1}}}", f);
+	fclose(f);
+	struct fm_error err = { 0 };
+	CHECK(!tok_load_json(path, &err) && err.code == FM_EUNSUPPORTED, "pretokenizers {}: %s",
+	      err.msg);
+	f = fopen(path, "w");
+	fputs("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},\"normalizer\":"
+	      "{\"type\":\"Sequence\",\"normalizers\":7},\"pre_tokenizer\":{\"type\":\"ByteLevel\","
+	      "\"use_regex\":true}}", f);
+	fclose(f);
+	CHECK(!tok_load_json(path, &err) && err.code == FM_EUNSUPPORTED, "normalizers 7: %s",
+	      err.msg);
 	write_vocab_json(path, true, -1, "", "{\"id\":16777216,\"content\":\"<x>\",\"special\":true}");
 	expect_json_refused(path, "added_tokens[0]: id 16777216", "added id past 2^24");
 
@@ -449,7 +464,6 @@ static void test_bad_json_vocab(const char *dir)
 	write_vocab_json(path, true, -1, "\"<e>\":256",
 			 "{\"id\":256,\"content\":\"<e>\",\"special\":true},"
 			 "{\"id\":300,\"content\":\"<y>\",\"special\":true}");
-	struct fm_error err = { 0 };
 	struct tok *t = tok_load_json(path, &err);
 	CHECK(t && tok_n_vocab(t) == 301 && tok_is_control(t, 256) && tok_find(t, "<y>", 3) == 300,
 	      "added tokens past model.vocab: %s", err.msg);
