@@ -15,6 +15,14 @@ export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 log=build/test-logs
 mkdir -p "$log"
+# the CPU the tests ran on: its SIMD flags and the kernels flashmoe picks there
+cpu_simd=""
+for f in avx2 fma f16c avx512f avx512bw avx512vl avx512dq avx512_vnni avx512_bf16 \
+	avx_vnni amx_tile amx_int8 amx_bf16; do
+	grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | grep -qw "$f" && cpu_simd="$cpu_simd $f"
+done
+isa=$("$FM_BIN" bench -m models/brown-moe.gguf -p 1 -n 1 -t 1 2>/dev/null | sed -n 's/.* isa \([a-z0-9]*\) .*/\1/p')
+echo "cpu: $(grep -m1 '^model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: *//');${cpu_simd:- no avx2} (flashmoe dispatch: ${isa:-unknown})"
 
 run() { # name timeout cmd...
 	name=$1 limit=$2

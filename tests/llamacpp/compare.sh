@@ -28,6 +28,10 @@ cd "$(dirname "$0")/../.." || exit 1
 BIN=${FM_BIN:-build/release/flashmoe}
 V=$(sh tools/llamacpp_venv.sh) || { echo "FAIL: could not set up llama-cpp-python"; exit 1; }
 P=$V/bin/python
+# which llama.cpp this is: the build flags (tools/llamacpp_venv.sh) and what ggml reports
+echo "llama.cpp reference: $(cat "$V/flashmoe-build.txt" 2>/dev/null || echo "no flashmoe-build.txt in $V")"
+$P -c 'import llama_cpp; print("llama.cpp system info:", llama_cpp.llama_print_system_info().decode().strip())' \
+	2>/dev/null || true
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fails=0
