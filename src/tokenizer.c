@@ -339,14 +339,15 @@ int tok_build_merge(struct tok *t, const char *l, size_t l_len, const char *r, s
 	if (t->n_merges >= t->cap_merges && merge_table_grow(t))
 		return FM_ENOMEM;
 	int32_t a = tok_find(t, l, l_len), b = tok_find(t, r, r_len);
-	if (a < 0 || b < 0 || l_len + r_len > 4096)
+	if (a < 0 || b < 0 || t->type[a] != TOK_TYPE_NORMAL || t->type[b] != TOK_TYPE_NORMAL ||
+	    l_len + r_len > 4096)
 		return 0;
 	char buf[4096];
 	memcpy(buf, l, l_len);
 	memcpy(buf + l_len, r, r_len);
 	int32_t c = tok_find(t, buf, l_len + r_len);
-	if (c < 0)
-		return 0;
+	if (c < 0 || t->type[c] != TOK_TYPE_NORMAL)
+		return 0; /* an added token stands for its text as written, not as bytes */
 	uint64_t key = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
 	uint32_t h = tok_hash_pair(key) & t->merge_mask;
 	for (; t->merge_slot[h].key != UINT64_MAX; h = (h + 1) & t->merge_mask)
@@ -469,7 +470,8 @@ int tok_build_finish(struct tok *t, const char *pattern, const char *pre_name, c
 	if (rc)
 		return rc;
 	snprintf(t->pre_name, sizeof(t->pre_name), "%s", pre_name ? pre_name : "default");
-	if (index_added(t))
+	/* a tokenizer without merges still has a (empty) merge table to probe */
+	if (index_added(t) || (!t->merge_slot && merge_table_grow(t)))
 		return fm_err(err, FM_ENOMEM, path, FM_NO_OFFSET, "tokenizer: out of memory");
 	fill_eog(t);
 	return 0;

@@ -131,7 +131,8 @@ static void push_pair(struct enc *e, size_t *nh, int32_t i, int32_t j)
 	}
 }
 
-/* With ignore_merges, a piece that is a whole token is taken as it is. */
+/* With ignore_merges, a piece that is a whole normal token is taken as it
+ * is (HF looks in model.vocab only: an added token "Ġa" is not " a"). */
 static int32_t whole_token(const struct tok *t, const unsigned char *p, size_t len)
 {
 	char buf[512];
@@ -147,7 +148,8 @@ static int32_t whole_token(const struct tok *t, const unsigned char *p, size_t l
 			buf[o++] = (char)(0x80 | (cp & 0x3f));
 		}
 	}
-	return tok_find(t, buf, o);
+	int32_t id = tok_find(t, buf, o);
+	return id >= 0 && t->type[id] == TOK_TYPE_NORMAL ? id : -1;
 }
 
 /* BPE of one piece into e->out; returns the number of ids. */

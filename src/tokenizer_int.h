@@ -67,7 +67,9 @@ struct tok {
 struct tok *tok_build_begin(int n, const char *const *strs, const uint32_t *lens,
 			    const uint8_t *types, const char *path, struct fm_error *err);
 /* Add the merge of rank n_merges: left + right. A merge whose parts or result
- * are missing from the vocabulary is ignored (it can never apply). */
+ * are missing from the vocabulary, or are not normal tokens (an added token's
+ * bytes are its text as written: "Ġa" would decode to "Ġa", not " a"), is
+ * ignored (it can never apply). */
 int tok_build_merge(struct tok *t, const char *l, size_t l_len, const char *r, size_t r_len);
 /* Compile pattern (NULL = GPT-2's), set pre_name, index the added tokens,
  * fill eog. Errors name path. */

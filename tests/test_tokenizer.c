@@ -377,16 +377,18 @@ static void byte_utf8(unsigned b, char *out)
 	}
 }
 
-/* A tokenizer.json without merges: model.vocab = extra (JSON members, may be
- * "") then, when bytes, every byte's character but skip (-1: none) at its
- * byte value; added_tokens = [added]. */
-static void write_vocab_json(const char *path, bool bytes, int skip, const char *extra,
-			     const char *added)
+/* A tokenizer.json: model.vocab = extra (JSON members, may be "") then, when
+ * bytes, every byte's character but skip (-1: none) at its byte value;
+ * added_tokens = [added]; model_opts (NULL: no merges) the model's other
+ * members, each followed by a comma. */
+static void write_vocab_json_opts(const char *path, bool bytes, int skip, const char *extra,
+				  const char *added, const char *model_opts)
 {
 	FILE *f = fopen(path, "w");
 	fprintf(f, "{\"added_tokens\":[%s],\"normalizer\":null,\"pre_tokenizer\":"
 		   "{\"type\":\"ByteLevel\",\"use_regex\":true,\"add_prefix_space\":false},"
-		   "\"model\":{\"type\":\"BPE\",\"merges\":[],\"vocab\":{%s", added, extra);
+		   "\"model\":{\"type\":\"BPE\",%s\"vocab\":{%s", added,
+		model_opts ? model_opts : "\"merges\":[],", extra);
 	bool first = !*extra;
 	for (unsigned b = 0; bytes && b < 256; b++) {
 		if ((int)b == skip)
@@ -398,6 +400,12 @@ static void write_vocab_json(const char *path, bool bytes, int skip, const char 
 	}
 	fputs("}}}\n", f);
 	fclose(f);
+}
+
+static void write_vocab_json(const char *path, bool bytes, int skip, const char *extra,
+			     const char *added)
+{
+	write_vocab_json_opts(path, bytes, skip, extra, added, NULL);
 }
 
 /* tok_load_json(path) must fail with FM_EFORMAT and a message naming the
@@ -472,6 +480,39 @@ static void test_bad_json_vocab(const char *dir)
 	tok_free(t);
 }
 
+/* Text b over a tokenizer loaded from path encodes to want[0..n) and its
+ * pieces give b back. */
+static void expect_json_ids(const char *path, const char *b, bool special, const int32_t *want,
+			    int n, const char *what)
+{
+	struct fm_error err = { 0 };
+	struct tok *t = tok_load_json(path, &err);
+	CHECK(t, "%s: %s", what, err.msg);
+	if (!t)
+		return;
+	expect_ids(t, b, special, want, n);
+	CHECK(round_trips(t, b, strlen(b)), "%s: '%s' does not come back", what, b);
+	tok_free(t);
+}
+
+/* Merges and ignore_merges work on model.vocab only: an added token whose
+ * string is a merge result or a whole piece in byte-level form ("Ġa" for
+ * " a") stands for its text as written, so BPE must never produce it. */
+static void test_added_not_bpe(const char *dir)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/added_bpe.json", dir);
+	static const char ga[] = "{\"id\":256,\"content\":\"\\u0120a\",\"special\":false}";
+	write_vocab_json_opts(path, true, -1, "", ga, "\"merges\":[[\"\\u0120\",\"a\"]],");
+	expect_json_ids(path, " a", true, (int32_t[]){ ' ', 'a' }, 2, "merge into an added token");
+	write_vocab_json_opts(path, true, -1, "", ga, "\"ignore_merges\":true,\"merges\":[],");
+	expect_json_ids(path, " a", true, (int32_t[]){ ' ', 'a' }, 2, "ignore_merges, added token");
+	write_vocab_json_opts(path, true, -1, "", "{\"id\":256,\"content\":\"ab\",\"special\":true}",
+			      "\"merges\":[\"a b\"],");
+	expect_json_ids(path, "ab", false, (int32_t[]){ 'a', 'b' }, 2, "merge into a control token");
+	expect_json_ids(path, "ab", true, (int32_t[]){ 256 }, 1, "the control token itself");
+}
+
 /* A GGUF with tokenizer.ggml.tokens = toks[0..n) (model gpt2, pre qwen2, no
  * merges) and, when rows > 0, a token_embd.weight of rows x 4 F32. */
 static void write_tok_gguf(const char *path, const char *const *toks, uint64_t n, uint64_t rows)
@@ -538,6 +579,8 @@ static void test_bad_gguf_vocab(const char *dir)
 	struct gguf_file *f = gguf_open(path, &err);
 	struct tok *t = f ? tok_load_gguf(f, &err) : NULL;
 	CHECK(t && tok_n_vocab(t) == 258, "258 tokens, 300 rows: %s", err.msg);
+	if (t) /* no tokenizer.ggml.merges: BPE probed a NULL merge table */
+		expect_ids(t, "hi a", true, (int32_t[]){ 'h', 'i', ' ', 'a' }, 4);
 	tok_free(t);
 	gguf_close(f);
 }
@@ -572,5 +615,6 @@ int main(void)
 	test_errors(dir);
 	test_bad_json_vocab(dir);
 	test_bad_gguf_vocab(dir);
+	test_added_not_bpe(dir);
 	return t_done("test_tokenizer");
 }
