@@ -131,6 +131,7 @@ FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
 # Largest input per target (bytes); 4096 for the others.
 FUZZ_MAXLEN_fuzz_tokenizer := 256
 FUZZ_MAXLEN_fuzz_tokenizer_json := 16384
+FUZZ_MAXLEN_fuzz_tokenizer_gguf := 8192
 
 fuzz: deps fuzz-clang
 	$(MAKE) fuzz-build

@@ -59,7 +59,8 @@ struct tok *tok_load_gguf(const struct gguf_file *f, struct fm_error *err);
  * null or NFC; pre_tokenizer Split(Regex, Isolated) + ByteLevel(use_regex
  * false), or ByteLevel(use_regex true)). eos = <|im_end|> if present, else
  * <|endoftext|>. A tokenizer_config.json beside it, if present, supplies
- * chat_template. Ids are integers below 2^24; added tokens may take ids past
+ * chat_template. Ids are integers below 2^24, at most 2 x tokens + 1024 of
+ * them (unused ids cost a row each); added tokens may take ids past
  * model.vocab (Qwen's do). NULL on failure. */
 struct tok *tok_load_json(const char *path, struct fm_error *err);
 

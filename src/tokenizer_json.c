@@ -91,6 +91,13 @@ static int vocab_size(json_object *vocab, json_object *added, const char *path,
 				      get_str(a, "content") ? "a string" : "missing", JSON_MAX_ID);
 		max = id > max ? id : max;
 	}
+	/* Unused ids cost a table row each: a file may leave some (padding,
+	 * removed tokens), not millions (a 2 KB file asking for 2^24 rows). */
+	size_t n_tok = (size_t)json_object_object_length(vocab) + na;
+	if ((size_t)max >= 2 * n_tok + 1024)
+		return fm_err(err, FM_EFORMAT, path, FM_NO_OFFSET,
+			      "ids go up to %d but there are %zu tokens (at most 2 x tokens + "
+			      "1024 ids)", max, n_tok);
 	return max + 1;
 }
 

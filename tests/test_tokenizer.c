@@ -466,6 +466,9 @@ static void test_bad_json_vocab(const char *dir)
 	      err.msg);
 	write_vocab_json(path, true, -1, "", "{\"id\":16777216,\"content\":\"<x>\",\"special\":true}");
 	expect_json_refused(path, "added_tokens[0]: id 16777216", "added id past 2^24");
+	/* 257 tokens asking for 2^24 table rows: refused, not seconds of work */
+	write_vocab_json(path, true, -1, "", "{\"id\":16777215,\"content\":\"<x>\",\"special\":true}");
+	expect_json_refused(path, "ids go up to 16777215 but there are 257 tokens", "sparse ids");
 
 	/* legal: an added token that repeats its vocab entry (GPT-2's
 	 * <|endoftext|>), and added ids past model.vocab, with a gap (Qwen3) */

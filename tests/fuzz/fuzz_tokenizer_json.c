@@ -6,13 +6,8 @@
  * written to a private directory (in /dev/shm when there is one) and
  * tok_load_json reads them as it reads a checkpoint's. A refusal must say
  * why (err.msg). A tokenizer that loads must keep tokenizer.h's contracts,
- * checked on a few fixed texts (abort on a failure):
- *   - every id is a token (0 <= id < n_vocab) and tok_find(tok_text(id)) is
- *     id for every token with a string (one id per string);
- *   - the pieces of encode(s) concatenate to s (no byte >= 0xCC in the
- *     texts, so NFC changes nothing), and the stream decoder agrees;
- *   - parse_special false never produces a control token;
- *   - tok_write_gguf runs (into a writer that is never opened).
+ * checked by tok_check.h: ids, one id per string, encode and decode of a
+ * few fixed texts, tok_write_gguf.
  *
  * Build and run: `make fuzz` (Makefile), or by hand from the repository root:
  *   clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
@@ -26,8 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gguf.h"
-#include "tokenizer.h"
+#include "tok_check.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -62,64 +56,6 @@ static void write_file(const char *path, const uint8_t *p, size_t n)
 		abort(); /* the harness's own failure, not the loader's */
 }
 
-static const char *const texts[] = {
-	"Hello world, hello WORLD! It's 2024 - 3.14 <|im_end|>\n\n",
-	"<|im_start|>user\n<think>a  b\t\tc</think><|endoftext|>",
-	"caf\xc3\xa9 \xc3\xa0 la \xc2\xa0 x\x80\xc0 <0x41> \x01\x7f",
-};
-
-/* Encode s (n bytes); check the ids, the pieces and the stream decoder. */
-static void check_text(const struct tok *t, const char *s, size_t n, bool special)
-{
-	int32_t ids[256];
-	int k = tok_encode(t, s, n, special, ids, 256);
-	if (k < 0 || (size_t)k > n)
-		abort(); /* at most one id per byte: NFC has nothing to change */
-	char *out = malloc(n + 1), *st = malloc((size_t)k * tok_stream_max_bytes(t) + 8);
-	size_t o = 0, so = 0, len;
-	struct tok_stream ts;
-	tok_stream_init(&ts, t, false);
-	for (int i = 0; i < k; i++) {
-		const char *p = tok_piece(t, ids[i], &len);
-		if (!p || o + len > n || memcmp(s + o, p, len))
-			abort();
-		if (!special && tok_is_control(t, ids[i]))
-			abort();
-		memcpy(out + o, p, len);
-		o += len;
-		int w = tok_stream_feed(&ts, ids[i], st + so, tok_stream_max_bytes(t));
-		if (w < 0)
-			abort();
-		so += (size_t)w;
-	}
-	so += (size_t)tok_stream_flush(&ts, st + so, 8);
-	if (o != n || so != n || memcmp(st, s, n))
-		abort();
-	free(out);
-	free(st);
-}
-
-static void check_tok(const struct tok *t)
-{
-	int n = tok_n_vocab(t);
-	if (n <= 0)
-		abort();
-	for (int32_t id = 0; id < n; id++) {
-		size_t len;
-		const char *s = tok_text(t, id, &len);
-		if (!s || (tok_token_type(t, id) != TOK_TYPE_UNUSED && tok_find(t, s, len) != id))
-			abort();
-	}
-	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
-		check_text(t, texts[i], strlen(texts[i]), true);
-		check_text(t, texts[i], strlen(texts[i]), false);
-	}
-	struct gguf_writer *w = gguf_writer_new(32);
-	if (w)
-		tok_write_gguf(t, w);
-	gguf_writer_free(w);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const uint8_t *nul = memchr(data, 0, size);
@@ -134,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!t && !err.msg[0])
 		abort(); /* every refusal must say why */
 	if (t)
-		check_tok(t);
+		tok_check(t);
 	tok_free(t);
 	return 0;
 }

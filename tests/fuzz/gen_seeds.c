@@ -6,6 +6,8 @@
  *   fuzz_gguf             a GGUF with every key type and three small tensors,
  *                         and a tokenizer-only GGUF (the gen-tiny vocabulary)
  *   fuzz_safetensors      three small files (dtypes, scalar, empty tensor)
+ *   fuzz_tokenizer_gguf   the tokenizer-only GGUF, and the same with a
+ *                         chat template, bos/pad ids and a token_embd.weight
  *   fuzz_tokenizer        texts: prose, chat markup, digits, NFC cases,
  *                         broken UTF-8 (byte 0: parse_special)
  *   fuzz_tokenizer_json   tokenizer.json files (+ tokenizer_config.json
@@ -277,8 +279,40 @@ static void gguf_seeds(const struct tok *tiny)
 		put_file_seed("fuzz_gguf", "keys-tensors", path);
 	remove(path);
 	snprintf(path, sizeof(path), "%s/tiny-tokenizer.gguf", out_dir);
-	if (tiny)
+	if (tiny) {
 		put_file_seed("fuzz_gguf", "tokenizer", path);
+		put_file_seed("fuzz_tokenizer_gguf", "tiny", path);
+	}
+	remove(path);
+}
+
+/* The tiny tokenizer with every optional key and a token_embd.weight. */
+static void tok_gguf_seed(const struct tok *tiny)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/tok-full.gguf", out_dir);
+	struct fm_error err = { 0 };
+	struct gguf_writer *w = gguf_writer_new(32);
+	const uint64_t ne[2] = { 1, (uint64_t)tok_n_vocab(tiny) };
+	static float rows[1 << 12];
+	int rc = tok_write_gguf(tiny, w);
+	rc = rc ? rc : gguf_writer_set_str(w, "tokenizer.ggml.pre", "qwen35");
+	rc = rc ? rc : gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
+	rc = rc ? rc : gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", 2);
+	rc = rc ? rc : gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", true);
+	rc = rc ? rc : gguf_writer_set_str(w, "tokenizer.chat_template",
+					   "{% for m in messages %}<|im_start|>{{ m.role }}\n"
+					   "{{ m.content }}<|im_end|>\n{% endfor %}");
+	if (!rc && gguf_writer_add_tensor(w, "token_embd.weight", GGML_TYPE_F32, 2, ne) < 0)
+		rc = FM_EINVAL;
+	rc = rc ? rc : gguf_writer_open(w, path, &err);
+	rc = rc ? rc : gguf_writer_write_tensor(w, 0, rows, ne[1] * sizeof(float), &err);
+	rc = rc ? rc : gguf_writer_finish(w, &err);
+	gguf_writer_free(w);
+	if (rc)
+		fprintf(stderr, "gen_seeds: tok-full.gguf: %s\n", err.msg);
+	else
+		put_file_seed("fuzz_tokenizer_gguf", "tiny-full", path);
 	remove(path);
 }
 
@@ -390,8 +424,10 @@ int main(int argc, char **argv)
 	safetensors_seeds();
 	text_seeds();
 	config_seeds();
-	if (tiny)
+	if (tiny) {
+		tok_gguf_seed(tiny);
 		tokenizer_json_seeds(tiny, argc > 2 ? argv[2] : NULL);
+	}
 	tok_free(tiny);
 	return tiny ? 0 : 1;
 }
