@@ -8,7 +8,8 @@
  * Every length, count and offset read from the file is checked against the
  * bytes left before it is used, and every size computation is overflow-
  * checked, so no input can make the parser read outside the mapping.
- * Nested arrays (array of arrays) are rejected as FM_EUNSUPPORTED.
+ * Nested arrays (array of arrays) are rejected as FM_EUNSUPPORTED; tensors
+ * whose data overlap, and keys or names holding a NUL byte, as FM_EFORMAT.
  */
 #include "gguf.h"
 
@@ -102,12 +103,28 @@ static int cur_str(struct cur *c, struct gguf_str *s, const char *what, uint64_t
 			      (unsigned long long)len, (unsigned long long)max_len);
 	if (len > c->end - c->pos)
 		return fm_err(c->err, FM_EFORMAT, c->path, c->pos - 8,
-			      "%s: string length %llu exceeds the %llu bytes left (file size %llu)",
-			      what, (unsigned long long)len, (unsigned long long)(c->end - c->pos),
+			      "%s: string length %llu exceeds the %llu bytes left: a corrupt "
+			      "length or a file truncated at %llu bytes", what,
+			      (unsigned long long)len, (unsigned long long)(c->end - c->pos),
 			      (unsigned long long)c->end);
 	s->len = len;
 	s->ptr = (const char *)(c->base + c->pos);
 	c->pos += len;
+	return 0;
+}
+
+/* A key or tensor name: a string within max_len and without NUL bytes (a NUL
+ * would cut the C-string copy the lookups and messages use). */
+static int cur_name(struct cur *c, struct gguf_str *s, const char *what)
+{
+	int rc = cur_str(c, s, what, GGUF_MAX_NAME_BYTES);
+	if (rc)
+		return rc;
+	const char *nul = s->len ? memchr(s->ptr, 0, s->len) : NULL;
+	if (nul)
+		return fm_err(c->err, FM_EFORMAT, c->path, c->pos - s->len - 8,
+			      "%s: name '%.*s' has a NUL byte at position %llu", what,
+			      gguf_show_len(s->len), s->ptr, (unsigned long long)(nul - s->ptr));
 	return 0;
 }
 
@@ -119,7 +136,7 @@ static int check_version(struct cur *c, uint32_t v)
 		return fm_err(c->err, FM_EFORMAT, c->path, 4,
 			      "GGUF version 1 is not supported (it used 32-bit counts; "
 			      "convert the model again)");
-	if (v != 2 && v != 3 && (v & 0xffff) == 0)
+	if (v != 2 && v != 3 && v > 0xffff && (v & 0xffff) == 0)
 		return fm_err(c->err, FM_EFORMAT, c->path, 4,
 			      "version 0x%08x looks byte-swapped: big-endian GGUF is not supported",
 			      v);
@@ -134,21 +151,26 @@ static int check_version(struct cur *c, uint32_t v)
 static int check_counts(struct cur *c, uint64_t n_tensors, uint64_t n_kv)
 {
 	uint64_t left = c->end - c->pos;
+	unsigned long long size = (unsigned long long)c->end;
 	if (n_tensors > left / TENSOR_MIN_BYTES)
 		return fm_err(c->err, FM_EFORMAT, c->path, 8,
 			      "n_tensors %llu cannot fit in the %llu bytes left (a tensor info "
-			      "takes >= %d bytes)", (unsigned long long)n_tensors,
-			      (unsigned long long)left, TENSOR_MIN_BYTES);
+			      "takes >= %d bytes): a corrupt count or a file truncated at %llu "
+			      "bytes", (unsigned long long)n_tensors, (unsigned long long)left,
+			      TENSOR_MIN_BYTES, size);
 	if (n_kv > left / KV_MIN_BYTES)
 		return fm_err(c->err, FM_EFORMAT, c->path, 16,
 			      "n_kv %llu cannot fit in the %llu bytes left (a key/value takes "
-			      ">= %d bytes)", (unsigned long long)n_kv,
-			      (unsigned long long)left, KV_MIN_BYTES);
+			      ">= %d bytes): a corrupt count or a file truncated at %llu bytes",
+			      (unsigned long long)n_kv, (unsigned long long)left, KV_MIN_BYTES,
+			      size);
+	/* both products are <= left here: no overflow */
 	if (n_tensors * TENSOR_MIN_BYTES + n_kv * KV_MIN_BYTES > left)
 		return fm_err(c->err, FM_EFORMAT, c->path, 8,
-			      "n_tensors %llu and n_kv %llu cannot both fit in the %llu bytes left",
+			      "n_tensors %llu and n_kv %llu cannot both fit in the %llu bytes "
+			      "left: corrupt counts or a file truncated at %llu bytes",
 			      (unsigned long long)n_tensors, (unsigned long long)n_kv,
-			      (unsigned long long)left);
+			      (unsigned long long)left, size);
 	return 0;
 }
 
@@ -186,9 +208,10 @@ static int parse_array(struct cur *c, struct gguf_file *f, struct gguf_kv *kv, c
 			      "%s: unknown array element type %u", what, kv->arr_type);
 	if (n > left / es) /* for strings: each takes at least its u64 length */
 		return fm_err(c->err, FM_EFORMAT, c->path, pos + 4,
-			      "%s: array count %llu of %s exceeds the %llu bytes left", what,
+			      "%s: array count %llu of %s exceeds the %llu bytes left: a corrupt "
+			      "count or a file truncated at %llu bytes", what,
 			      (unsigned long long)n, gguf_type_name(kv->arr_type),
-			      (unsigned long long)left);
+			      (unsigned long long)left, (unsigned long long)c->end);
 	kv->val = c->base + c->pos;
 	if (kv->arr_type != GGUF_TYPE_STRING) {
 		c->pos += n * es;
@@ -209,7 +232,7 @@ static int parse_kv(struct cur *c, struct gguf_file *f, uint64_t i)
 	char what[GGUF_SHOW_BYTES + 64];
 	kv->pos = c->pos;
 	snprintf(what, sizeof(what), "key %llu", (unsigned long long)i);
-	int rc = cur_str(c, &kv->key, what, GGUF_MAX_NAME_BYTES);
+	int rc = cur_name(c, &kv->key, what);
 	if (rc)
 		return rc;
 	snprintf(what, sizeof(what), "key '%.*s'", gguf_show_len(kv->key.len), kv->key.ptr);
@@ -311,7 +334,7 @@ static int parse_tensor_info(struct cur *c, struct gguf_file *f, uint64_t i)
 	char what[GGUF_SHOW_BYTES + 64];
 	f->ti_pos[i] = c->pos;
 	snprintf(what, sizeof(what), "tensor %llu name", (unsigned long long)i);
-	int rc = cur_str(c, &t->name, what, GGUF_MAX_NAME_BYTES);
+	int rc = cur_name(c, &t->name, what);
 	if (rc)
 		return rc;
 	snprintf(what, sizeof(what), "tensor '%.*s'", gguf_show_len(t->name.len), t->name.ptr);
@@ -360,6 +383,53 @@ static int place_tensors(struct gguf_file *f, uint64_t header_end, struct fm_err
 		t->offset = abs;
 	}
 	return 0;
+}
+
+/* A tensor's data bytes [begin, end) in the file, for the overlap check. */
+struct span {
+	uint64_t begin, end, i;
+};
+
+static int cmp_span(const void *a, const void *b)
+{
+	const struct span *x = a, *y = b;
+	return x->begin != y->begin ? (x->begin < y->begin ? -1 : 1)
+				    : (x->end != y->end ? (x->end < y->end ? -1 : 1) : 0);
+}
+
+/* No two tensors may share data bytes (a writer bug or a crafted file: one
+ * tensor's weights would be read as another's). Empty tensors hold no bytes. */
+static int check_overlap(struct gguf_file *f, struct fm_error *err)
+{
+	if (f->n_tensors < 2)
+		return 0;
+	struct span *s = malloc(f->n_tensors * sizeof(*s)); /* n_tensors <= size / 24 */
+	if (!s)
+		return fm_err(err, -ENOMEM, f->path, FM_NO_OFFSET,
+			      "out of memory for the tensor table");
+	uint64_t n = 0;
+	for (uint64_t i = 0; i < f->n_tensors; i++) {
+		const struct gguf_tensor_info *t = &f->ti[i];
+		if (t->size_bytes) /* offset + size was checked against the file size */
+			s[n++] = (struct span){ t->offset, t->offset + t->size_bytes, i };
+	}
+	qsort(s, n, sizeof(*s), cmp_span);
+	int rc = 0;
+	for (uint64_t j = 1, last = 0; j < n && !rc; j++) {
+		if (s[j].begin < s[last].end) {
+			const struct gguf_tensor_info *a = &f->ti[s[last].i], *b = &f->ti[s[j].i];
+			rc = fm_err(err, FM_EFORMAT, f->path, f->ti_pos[s[j].i],
+				    "tensor '%.*s': data [%llu, %llu) overlaps tensor '%.*s' "
+				    "[%llu, %llu)", gguf_show_len(b->name.len), b->name.ptr,
+				    (unsigned long long)s[j].begin, (unsigned long long)s[j].end,
+				    gguf_show_len(a->name.len), a->name.ptr,
+				    (unsigned long long)s[last].begin, (unsigned long long)s[last].end);
+		}
+		if (s[j].end > s[last].end)
+			last = j;
+	}
+	free(s);
+	return rc;
 }
 
 static int index_tensors(struct gguf_file *f, struct fm_error *err)
@@ -456,7 +526,9 @@ static int parse(struct gguf_file *f, struct fm_error *err)
 			return rc;
 	if ((rc = place_tensors(f, c.pos, err)) || (rc = build_names(f, err)))
 		return rc;
-	return index_tensors(f, err);
+	if ((rc = index_tensors(f, err)))
+		return rc;
+	return check_overlap(f, err);
 }
 
 /* ---- open and close ---- */

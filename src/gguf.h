@@ -69,7 +69,9 @@ const char *gguf_type_name(enum gguf_type t);
  * NULL on failure, with err naming the file, what and where: FM_EFORMAT for a
  * malformed or truncated file (version 1 included), FM_EUNSUPPORTED for a
  * nested array (array of arrays), -errno when open/mmap fail. Every tensor's
- * data must lie inside the file; trailing padding after the last is optional. */
+ * data must lie inside the file and share no byte with another tensor's;
+ * trailing padding after the last is optional. Keys and tensor names must be
+ * unique and hold no NUL byte. */
 struct gguf_file *gguf_open(const char *path, struct fm_error *err);
 void gguf_close(struct gguf_file *f);
 

@@ -6,7 +6,8 @@
  *    file that cuts into the header or the tensor data fails (cutting only the
  *    writer's trailing padding must still open).
  * 2. Corruption: one field of a valid hand-made file patched per case (magic,
- *    versions, counts, lengths, types, dims, offsets, alignment, duplicates).
+ *    versions, counts, lengths, types, dims, offsets, alignment, duplicates,
+ *    NUL bytes in names, tensors whose data overlap).
  * 3. Random corruption: a few thousand random byte flips and u32/u64
  *    overwrites in the header of a writer-made file; each open either fails
  *    cleanly or yields a file whose every string and tensor lies inside it.
@@ -56,7 +57,7 @@ struct pos {
 	size_t cnt_type;                            /* kv 2: a.count1 u32 */
 	size_t arr_type, arr_n, dup_key_last;       /* kv 3: a.count2 array of u32 */
 	size_t t0_n_dims, t0_ne0, t0_ne1, t0_type, t0_off; /* tensor w1: f32 [8, 2] */
-	size_t t1_name_last, t1_ne0;                /* tensor w2: q8_0 [32] */
+	size_t t1_name_last, t1_ne0, t1_off;        /* tensor w2: q8_0 [32] */
 	size_t data_end;
 };
 
@@ -92,7 +93,7 @@ static void build_base(struct bb *b, struct pos *p)
 	bb_u32(b, 1);
 	p->t1_ne0 = bb_u64(b, 32);
 	bb_u32(b, GGML_TYPE_Q8_0);
-	bb_u64(b, 64);
+	p->t1_off = bb_u64(b, 64);
 	while (b->n % 32)
 		b->p[b->n++] = 0;
 	for (int i = 0; i < 64 + 34; i++)
@@ -157,6 +158,7 @@ struct patch {
 #define AT(field) offsetof(struct pos, field)
 static const struct patch patches[] = {
 	{ "wrong magic", (size_t)-1, 4, 0x4c4d4747, FM_EFORMAT, "magic" },
+	{ "version 0", AT(version), 4, 0, FM_EFORMAT, "unsupported GGUF version 0" },
 	{ "version 1", AT(version), 4, 1, FM_EFORMAT, "version 1" },
 	{ "version 99", AT(version), 4, 99, FM_EFORMAT, "version 99" },
 	{ "version big-endian", AT(version), 4, 0x03000000, FM_EFORMAT, "big-endian" },
@@ -189,6 +191,10 @@ static const struct patch patches[] = {
 	{ "alignment as f32", AT(align_type), 4, GGUF_TYPE_FLOAT32, FM_EFORMAT, "general.alignment" },
 	{ "duplicate key", AT(dup_key_last), 1, '1', FM_EFORMAT, "duplicate key" },
 	{ "duplicate tensor", AT(t1_name_last), 1, '1', FM_EFORMAT, "duplicate tensor" },
+	{ "NUL in a key", AT(dup_key_last), 1, 0, FM_EFORMAT, "NUL byte at position 7" },
+	{ "NUL in a tensor name", AT(t1_name_last), 1, 0, FM_EFORMAT, "NUL byte at position 1" },
+	{ "data overlap", AT(t1_off), 8, 32, FM_EFORMAT, "overlaps tensor 'w1'" },
+	{ "data at the same offset", AT(t1_off), 8, 0, FM_EFORMAT, "overlaps" },
 };
 
 static void apply(struct bb *b, const struct pos *p, const struct patch *c)
@@ -216,6 +222,8 @@ static void test_corruption(void)
 	build_base(&b, &p); /* a zero-sized tensor: ne = [8, 0] */
 	memset(b.p + p.t0_ne1, 0, 8);
 	expect_ok("zero-sized tensor", b.p, b.n);
+	memset(b.p + p.t1_off, 0, 8); /* and w2 at its offset: an empty tensor holds no byte */
+	expect_ok("zero-sized tensor sharing an offset", b.p, b.n);
 	expect_fail("empty file", b.p, 0, FM_EFORMAT, "truncated");
 }
 
