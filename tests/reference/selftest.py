@@ -21,7 +21,8 @@ What it checks:
 
 This file holds the dequant checks; selftest_gguf.py the reader checks,
 selftest_model.py the math and model checks, tinymodel.py the tiny-model
-writer and the loop decoder they use.
+writer and the loop decoder they use; selftest_hybrid.py the checks of the
+qwen3next / qwen35moe reference (qwen3next.py, tinymodel_hybrid.py).
 """
 
 import os
@@ -35,6 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import act_quant  # noqa: E402
 import dequant  # noqa: E402
 import selftest_gguf  # noqa: E402
+import selftest_hybrid  # noqa: E402
 import selftest_model  # noqa: E402
 from checklib import check, close, run_tests  # noqa: E402
 
@@ -331,7 +333,7 @@ def test_act_quant_hand():
 def main():
     tests = [v for k, v in sorted(globals().items())
              if k.startswith("test_") and callable(v)]
-    tests += selftest_gguf.TESTS + selftest_model.TESTS
+    tests += selftest_gguf.TESTS + selftest_model.TESTS + selftest_hybrid.TESTS
     return run_tests(tests)
 
 
