@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "gguf.h"
+#include "io.h"
 #include "json_file.h"
 #include "kernels/kernels.h"
 #include "pool.h"
@@ -589,9 +590,33 @@ static int check_params(struct conv *cv)
 	return 0;
 }
 
+/* The output may be none of the files read: every shard, the index, the
+ * config and the tokenizer files (io_output_check: by device and inode). */
+static int check_output(struct conv *cv, const char *out_path)
+{
+	static const char *const json[] = { "config.json", "model.safetensors.index.json",
+					    "tokenizer.json", "tokenizer_config.json" };
+	const size_t n_json = sizeof(json) / sizeof(json[0]), n = cv->n_files + n_json;
+	char **paths = calloc(n, sizeof(*paths));
+	int rc = paths ? 0 : fm_err(cv->err, FM_ENOMEM, NULL, FM_NO_OFFSET, "out of memory");
+	for (size_t i = 0; !rc && i < n; i++) {
+		paths[i] = strdup(i < n_json ? in_dir(cv, json[i]) : st_path(cv->files[i - n_json]));
+		if (!paths[i])
+			rc = fm_err(cv->err, FM_ENOMEM, NULL, FM_NO_OFFSET, "out of memory");
+	}
+	if (!rc)
+		rc = io_output_check(out_path, (const char *const *)paths, n, cv->err);
+	for (size_t i = 0; paths && i < n; i++)
+		free(paths[i]);
+	free(paths);
+	return rc;
+}
+
 static int prepare_output(struct conv *cv, const char *out_path)
 {
-	int rc = 0;
+	int rc = check_output(cv, out_path);
+	if (rc)
+		return rc;
 	if (!(cv->w = gguf_writer_new(GGUF_DEFAULT_ALIGNMENT)))
 		return fm_err(cv->err, FM_ENOMEM, NULL, FM_NO_OFFSET, "out of memory");
 	if ((rc = write_hparams(cv)))

@@ -10,6 +10,8 @@
  *
  * Follows flash-moe's pipeline (route, start reads, compute what is ready,
  * wait for the rest), without its skip-on-error: a failed read is an error.
+ * Nor does it go on over a model file that changed: the last layer's
+ * experts_wait checks the file once per pass (experts_pass_end).
  */
 #include "experts.h"
 
@@ -61,6 +63,7 @@ struct experts {
 	uint8_t *guessed;               /* [n_layer * n_expert]: prefetch guesses */
 	bool active;                    /* a request is current */
 	int cur_layer, n_cur, n_pending;
+	int last_layer;                 /* highest layer requested so far (experts_pass_end) */
 	struct experts_entry *cur;      /* [n_expert] */
 	int32_t *entry_of;              /* [n_expert] sparse index into cur */
 	struct experts_stats stats;
@@ -519,8 +522,13 @@ static int experts_read_error(struct experts *x, const struct experts_slot *s,
 {
 	const char *what = s->res == FM_EIO ? "the file ends before it (truncated?)"
 					    : strerror(-s->res);
+	if (s->res == FM_EIO)
+		return fm_err(err, s->res, io_path(x->io), s->err_offset,
+			      "layer %d expert %d: read failed after a retry: %s", s->layer,
+			      s->expert, what);
 	return fm_err(err, s->res, io_path(x->io), s->err_offset,
-		      "layer %d expert %d: read failed after a retry: %s", s->layer, s->expert, what);
+		      "layer %d expert %d: read failed after a retry: %s (errno %d)", s->layer,
+		      s->expert, what, -s->res);
 }
 
 /* Hand out one finished entry: 1, or the error of a failed one, or 0. */
@@ -547,10 +555,26 @@ static int experts_deliver(struct experts *x, struct experts_ref *out, struct fm
 	return 0;
 }
 
+/* Every expert of the last layer's request handed out: the end of a forward
+ * pass, when every byte the pass used has been read. Check that the file did
+ * not change under it (io_check_file: two system calls per pass), so that a
+ * model rewritten, replaced or truncated during a run stops it before its
+ * output is used, instead of mixing the old and the new bytes. "The last
+ * layer" is the highest one requested so far (a model whose last layers
+ * have no experts never requests n_layer - 1): the first pass checks at each
+ * of its layers, later ones at their last. */
+static int experts_pass_end(struct experts *x, struct fm_error *err)
+{
+	if (!x->active || !x->io || x->cur_layer < x->last_layer)
+		return 0;
+	x->last_layer = x->cur_layer;
+	return io_check_file(x->io, err);
+}
+
 int experts_wait(struct experts *x, struct experts_ref *out, struct fm_error *err)
 {
 	if (!x->active || x->n_pending == 0)
-		return 0;
+		return experts_pass_end(x, err);
 	for (;;) {
 		int rc = experts_deliver(x, out, err);
 		if (rc != 0)

@@ -146,7 +146,10 @@ int experts_request(struct experts *x, int layer, const int32_t *ids, int n,
 /* Block until one more expert of the current request is ready; fill *out.
  * 1: got one; 0: every expert was handed out; < 0: its read failed (err names
  * the layer, expert, file, offset and errno; the expert is dropped) or all
- * slots are pinned (FM_EINVAL). */
+ * slots are pinned (FM_EINVAL). For the highest layer requested so far (the
+ * end of a forward pass), "every expert handed out" also checks the model
+ * file (io_check_file): -ESTALE, err saying what changed, if it was
+ * modified, resized or replaced since io_open. */
 int experts_wait(struct experts *x, struct experts_ref *out, struct fm_error *err);
 /* The caller is done with expert (of the current request): unpin it. 0 or
  * FM_EINVAL if it is not a handed-out expert of the current request. */

@@ -1,10 +1,17 @@
 /* gguf_write.c: the GGUF writer (always version 3; the layout is in gguf.h).
  *
  * Owns: collecting keys and tensor declarations, writing the header, then
- * streaming tensor data one tensor at a time into "<path>.tmp" (padding each
- * tensor to the alignment, as llama.cpp does, the last one included), and
- * renaming it to path only once everything was written and fsync'd. Does not
- * own reading (gguf.c). Spec: ggml's docs/gguf.md (GGUF v3).
+ * streaming tensor data one tensor at a time into a new temporary file
+ * "<path>.tmp.XXXXXX" beside the output (padding each tensor to the
+ * alignment, as llama.cpp does, the last one included), and renaming it to
+ * path only once everything was written and fsync'd (then the directory is
+ * fsync'd too). On any failure (ENOSPC, EIO, a fsync error) the temporary
+ * file is removed and an existing file at path is left as it was. An output
+ * that exists and is not a regular file (a device, FIFO, directory) is
+ * refused at open and again before the rename: nothing is ever written
+ * through it or renamed over it. Whether the output is one of the caller's
+ * inputs is the caller's check (io_output_check). Does not own reading
+ * (gguf.c). Spec: ggml's docs/gguf.md (GGUF v3).
  *
  * Only the header is held in memory; tensor data goes from the caller's buffer
  * to the file (through a 1 MiB buffer only when it is small).
@@ -13,9 +20,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gguf_hash.h"
@@ -55,6 +65,7 @@ struct gguf_writer {
 	int failed;                /* the first write error's code, or 0 */
 	bool created, finished;    /* tmp_path exists; it was renamed to path */
 	uint64_t pos;              /* bytes written so far, buffered ones included */
+	uint64_t written;          /* bytes the file has taken (for error offsets) */
 	uint64_t data_offset;
 	uint64_t next;             /* index of the next tensor to write */
 	uint8_t *buf;              /* [WBUF_BYTES] */
@@ -304,12 +315,19 @@ int64_t gguf_writer_add_tensor(struct gguf_writer *w, const char *name, enum ggm
 
 /* ---- the file ---- */
 
-static int write_fail(struct gguf_writer *w, struct fm_error *err, int e, const char *what)
+/* Record the first failure (e: an errno) and describe it; offset: where in
+ * the file a write failed, or FM_NO_OFFSET. */
+static int write_fail(struct gguf_writer *w, struct fm_error *err, int e, uint64_t offset,
+		      const char *what)
 {
 	char buf[128];
 	w->failed = -e;
-	return fm_err(err, -e, w->tmp_path, w->pos, "%s: %s", what,
-		      strerror_r(e, buf, sizeof(buf)));
+	if (!w->created)
+		return fm_err(err, -e, w->tmp_path, FM_NO_OFFSET, "%s: %s", what,
+			      strerror_r(e, buf, sizeof(buf)));
+	return fm_err(err, -e, w->tmp_path, offset,
+		      "%s: %s (this temporary file is removed; '%s' is left as it was)", what,
+		      strerror_r(e, buf, sizeof(buf)), w->path);
 }
 
 static int write_all(struct gguf_writer *w, const void *p, size_t n, struct fm_error *err)
@@ -320,9 +338,10 @@ static int write_all(struct gguf_writer *w, const void *p, size_t n, struct fm_e
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
-			return write_fail(w, err, r < 0 ? errno : EIO, "write failed");
+			return write_fail(w, err, r < 0 ? errno : EIO, w->written, "write failed");
 		q += r;
 		n -= (size_t)r;
+		w->written += (uint64_t)r;
 	}
 	return 0;
 }
@@ -446,6 +465,58 @@ static int write_header(struct gguf_writer *w, struct fm_error *err)
 	return rc ? rc : w_flush(w, err);
 }
 
+/* An existing path must be a regular file (or a symlink to one, which the
+ * rename replaces): never write through or rename over a device, FIFO,
+ * directory or socket. */
+static int check_target(const char *path, struct fm_error *err)
+{
+	struct stat st;
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+		return fm_err(err, FM_EINVAL, path, FM_NO_OFFSET,
+			      "the output exists and is not a regular file (mode %o); refusing to "
+			      "replace it", (unsigned)(st.st_mode & S_IFMT));
+	return 0;
+}
+
+/* Create "<path>.tmp.XXXXXX" (a new file: O_EXCL, and O_NOFOLLOW so a planted
+ * symlink is not followed), mode 0644 less the umask. 0 or -errno. */
+static int create_tmp(struct gguf_writer *w, size_t n)
+{
+	static const char digits[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t x = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid() << 20 ^
+		     (uint64_t)(uintptr_t)w;
+	for (int attempt = 0; attempt < 100; attempt++) {
+		memcpy(w->tmp_path, w->path, n);
+		memcpy(w->tmp_path + n, ".tmp.", 5);
+		for (int i = 0; i < 6; i++) {
+			x = x * 6364136223846793005ull + 1442695040888963407ull;
+			w->tmp_path[n + 5 + i] = digits[(x >> 33) % (sizeof(digits) - 1)];
+		}
+		w->tmp_path[n + 11] = 0;
+		w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+		if (w->fd >= 0 || errno != EEXIST)
+			return w->fd >= 0 ? 0 : -errno;
+	}
+	return -EEXIST;
+}
+
+/* After the rename: make the new directory entry durable. Best effort (some
+ * file systems refuse fsync on a directory); the data itself was fsync'd. */
+static void sync_dir(const char *path)
+{
+	char *copy = strdup(path);
+	if (!copy)
+		return;
+	int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		(void)fsync(fd);
+		close(fd);
+	}
+	free(copy);
+}
+
 int gguf_writer_open(struct gguf_writer *w, const char *path, struct fm_error *err)
 {
 	if (!w || !path || w->tmp_path)
@@ -454,15 +525,14 @@ int gguf_writer_open(struct gguf_writer *w, const char *path, struct fm_error *e
 	int rc = alignment_key(w, path, err); /* before tmp_path ends the declarations */
 	if (rc || (rc = plan_offsets(w, path, err)))
 		return rc;
+	if ((rc = check_target(path, err)))
+		return rc;
 	size_t n = strlen(path);
-	if (!(w->path = strdup(path)) || !(w->tmp_path = malloc(n + 5)) ||
+	if (!(w->path = strdup(path)) || !(w->tmp_path = malloc(n + 12)) ||
 	    !(w->buf = malloc(WBUF_BYTES)))
 		return fm_err(err, -ENOMEM, path, FM_NO_OFFSET, "out of memory");
-	memcpy(w->tmp_path, path, n);
-	memcpy(w->tmp_path + n, ".tmp", 5);
-	w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (w->fd < 0)
-		return write_fail(w, err, errno, "cannot create");
+	if ((rc = create_tmp(w, n)))
+		return write_fail(w, err, -rc, FM_NO_OFFSET, "cannot create");
 	w->created = true;
 	if ((rc = write_header(w, err)))
 		return rc;
@@ -516,13 +586,18 @@ int gguf_writer_finish(struct gguf_writer *w, struct fm_error *err)
 	if ((rc = w_flush(w, err)))
 		return rc;
 	if (fsync(w->fd) < 0)
-		return write_fail(w, err, errno, "fsync failed");
+		return write_fail(w, err, errno, FM_NO_OFFSET, "fsync failed");
 	rc = close(w->fd);
 	w->fd = -1;
 	if (rc < 0)
-		return write_fail(w, err, errno, "close failed");
+		return write_fail(w, err, errno, FM_NO_OFFSET, "close failed");
+	if ((rc = check_target(w->path, err))) {
+		w->failed = rc;
+		return rc;
+	}
 	if (rename(w->tmp_path, w->path) < 0)
-		return write_fail(w, err, errno, "cannot rename to the final name");
+		return write_fail(w, err, errno, FM_NO_OFFSET, "cannot rename to the final name");
 	w->finished = true;
+	sync_dir(w->path);
 	return 0;
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -78,6 +79,10 @@ static int io_open_fd(struct io_engine *e, struct fm_error *err)
 	if (fstat(e->fd, &st) < 0)
 		return fm_err(err, -errno, e->path, FM_NO_OFFSET, "fstat: %s", strerror(errno));
 	e->file_size = (uint64_t)st.st_size;
+	e->dev = st.st_dev;
+	e->ino = st.st_ino;
+	e->mtime_s = (int64_t)st.st_mtim.tv_sec;
+	e->mtime_ns = st.st_mtim.tv_nsec;
 	return 0;
 }
 
@@ -314,6 +319,12 @@ int io_submit_read(struct io_engine *e, void *buf, size_t len, uint64_t offset,
 static ssize_t io_apply_fault(struct io_engine *e, struct io_req *r, ssize_t res)
 {
 	const struct io_fault *f = &e->fault;
+	if (f->kind == IO_FAULT_SLOW) {
+		if (r->req_no >= e->fault_base + f->nth && f->delay_us)
+			nanosleep(&(struct timespec){ f->delay_us / 1000000,
+						      (long)(f->delay_us % 1000000) * 1000 }, NULL);
+		return res;
+	}
 	if (f->kind == IO_FAULT_NONE || r->req_no != e->fault_base + f->nth ||
 	    r->n_att > f->n_attempts)
 		return res;
@@ -437,6 +448,36 @@ int io_error(const struct io_engine *e, const struct io_completion *c, struct fm
 			      "read of %zu bytes: the file ends before them (truncated?)", c->len);
 	return fm_err(err, c->res, e->path, c->offset, "read of %zu bytes failed twice: %s",
 		      c->len, strerror(-c->res));
+}
+
+/* The model file must not change under a run: the expert reads would mix
+ * its old and new bytes (a file rewritten in place gives NaN logits and
+ * token 0 with exit 0), and a replaced file would leave the run on the old
+ * one while the user thinks it uses the new. mtime is the cheap witness of
+ * an in-place write (write(2) updates it before copying the data), so a
+ * check after a pass's reads catches any write that pass could have seen. */
+int io_check_file(const struct io_engine *e, struct fm_error *err)
+{
+	struct stat st;
+	char what[160];
+	if (fstat(e->fd, &st) < 0)
+		return fm_err(err, -errno, e->path, FM_NO_OFFSET, "fstat: %s", strerror(errno));
+	if ((uint64_t)st.st_size != e->file_size)
+		snprintf(what, sizeof(what), "its size went from %llu to %llu bytes",
+			 (unsigned long long)e->file_size, (unsigned long long)st.st_size);
+	else if ((int64_t)st.st_mtim.tv_sec != e->mtime_s || st.st_mtim.tv_nsec != e->mtime_ns)
+		snprintf(what, sizeof(what), "it was modified in place: same size, new mtime");
+	else if (stat(e->path, &st) < 0)
+		snprintf(what, sizeof(what), "the path no longer names it: %s (removed or renamed)",
+			 strerror(errno));
+	else if (st.st_dev != e->dev || st.st_ino != e->ino)
+		snprintf(what, sizeof(what), "the path now names another file: inode %llu, was %llu "
+			 "(replaced)", (unsigned long long)st.st_ino, (unsigned long long)e->ino);
+	else
+		return 0;
+	return fm_err(err, -ESTALE, e->path, FM_NO_OFFSET,
+		      "the model file changed during the run (%s); stopping, since the experts "
+		      "read from now on would not belong to the model that was loaded", what);
 }
 
 void io_set_fault(struct io_engine *e, const struct io_fault *f)

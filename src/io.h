@@ -27,6 +27,12 @@
  * files with 4096-byte alignment read exactly their bytes. The span past the
  * end of the file is not read (its bytes in buf are left as they were).
  *
+ * The file under us: io_check_file says whether the path still names the
+ * file that was opened, with the size and modification time it had then
+ * (the expert store calls it once per forward pass, so that a model
+ * overwritten, replaced or truncated during a run stops it with an error
+ * instead of feeding it other bytes).
+ *
  * Completion contract: a request completes exactly once, with res == 0 and
  * all len bytes at data, or with res < 0 and data == NULL (never partial data):
  *   -errno    the OS refused a read twice (the first failure is retried);
@@ -67,12 +73,15 @@ struct io_completion {
 /* Fault injection (tests): request number nth (0-based, counted from the
  * io_set_fault call) gets its first n_attempts read attempts failed with
  * EIO, or cut short (half the bytes arrive, the rest of the attempt's buffer
- * is overwritten with 0xA5). Not applied in MMAP mode. */
-enum io_fault_kind { IO_FAULT_NONE, IO_FAULT_EIO, IO_FAULT_SHORT };
+ * is overwritten with 0xA5). IO_FAULT_SLOW instead delays the completion of
+ * every attempt of request nth and of all later ones by delay_us (a slow
+ * disk: the bytes are right, they come late). Not applied in MMAP mode. */
+enum io_fault_kind { IO_FAULT_NONE, IO_FAULT_EIO, IO_FAULT_SHORT, IO_FAULT_SLOW };
 struct io_fault {
 	enum io_fault_kind kind;
 	uint64_t nth;
 	unsigned n_attempts;
+	unsigned delay_us;   /* IO_FAULT_SLOW only */
 };
 
 /* Counters since open (or io_reset_stats). */
@@ -144,8 +153,30 @@ int io_reap(struct io_engine *e, unsigned min_complete, struct io_completion *ou
  * file"); returns c->res. */
 int io_error(const struct io_engine *e, const struct io_completion *c, struct fm_error *err);
 
+/* 0 when the path still names the file opened (same device and inode) and
+ * the open file still has the size and modification time it had at
+ * io_open; otherwise -ESTALE with err naming the file and what changed
+ * (size from A to B, modified, replaced by another file, removed), or the
+ * -errno of fstat. Two system calls (fstat, stat); any mode. */
+int io_check_file(const struct io_engine *e, struct fm_error *err);
+
 void io_set_fault(struct io_engine *e, const struct io_fault *f);
 void io_get_stats(const struct io_engine *e, struct io_stats *out);
 void io_reset_stats(struct io_engine *e);
+
+/* ---- output files (convert, quantize): io_output.c ----
+ *
+ * The writers (gguf_writer) write a temporary file beside the output and
+ * rename it into place only once it is complete and fsync'd. Before any of
+ * that, io_output_check refuses an output that would destroy data: one that
+ * exists and is not a regular file (a device such as /dev/full, a FIFO, a
+ * directory, a socket: rename would replace the node, writing would go
+ * through it), or one that is the same file as any input (same st_dev and
+ * st_ino, so hard links and symlinks count): renaming over it would replace
+ * the checkpoint or model being read. Inputs that do not exist are skipped
+ * (nothing was read from them). 0, or FM_EINVAL with err naming the output
+ * (and the input it is). */
+int io_output_check(const char *out_path, const char *const *inputs, size_t n_inputs,
+		    struct fm_error *err);
 
 #endif

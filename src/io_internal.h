@@ -45,6 +45,10 @@ struct io_engine {
 	int fd;
 	bool direct;
 	uint64_t file_size;
+	dev_t dev;                  /* identity and content stamp at open, for */
+	ino_t ino;                  /* io_check_file */
+	int64_t mtime_s;
+	long mtime_ns;
 	size_t align;
 	unsigned qd;
 	struct io_req *reqs;        /* [qd] */

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "gguf.h"
+#include "io.h"
 #include "kernels/kernels.h"
 #include "pool.h"
 #include "util.h"
@@ -414,22 +415,6 @@ static int check_params(const struct quant_params *p, const char *in_path, const
 	return 0;
 }
 
-/* The output must not be the input (checked by inode: also catches links),
- * nor a device or directory: the writer renames path.tmp over it. */
-static int check_output(const char *in_path, const char *out_path, struct fm_error *err)
-{
-	struct stat si, so;
-	if (stat(out_path, &so))
-		return 0; /* no output yet */
-	if (!S_ISREG(so.st_mode))
-		return fm_err(err, FM_EINVAL, out_path, FM_NO_OFFSET,
-			      "the output exists and is not a regular file");
-	if (!stat(in_path, &si) && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
-		return fm_err(err, FM_EINVAL, NULL, FM_NO_OFFSET,
-			      "the output '%s' is the input file '%s'", out_path, in_path);
-	return 0;
-}
-
 static int run_all(struct quant_run *r, struct quant_summary *sum, struct fm_error *err)
 {
 	int rc = copy_metadata(r, err);
@@ -460,7 +445,7 @@ int quant_file(const char *in_path, const char *out_path, const struct quant_par
 	*sum = (struct quant_summary){ 0 };
 	int rc = check_params(p, in_path, out_path, err);
 	if (!rc)
-		rc = check_output(in_path, out_path, err);
+		rc = io_output_check(out_path, &in_path, 1, err);
 	if (rc)
 		return rc;
 	r.k = kernels_get(KERNEL_ISA_REF);

@@ -11,11 +11,18 @@
  * prefetch bytes). Also: a budget below the minimum is refused naming the
  * numbers, an I/O error names the layer and expert, short reads are
  * continued, misuse returns FM_EINVAL, and the trace writer's format.
+ * Issue 14: slow reads give the right bytes; a model file rewritten in
+ * place, resized or replaced under the store stops the pass at its end (the
+ * last layer's experts_wait: -ESTALE naming the change), never earlier
+ * layers, and never an unchanged file.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "experts.h"
 #include "testutil.h"
@@ -287,7 +294,8 @@ static void test_io_error(const struct fake *f, enum io_mode m)
 	int32_t ids[TOPK] = {3, 5, 7, 9};
 	struct experts_ref refs[TOPK], r;
 	struct fm_error err = {0};
-	io_set_fault(io, &(struct io_fault){IO_FAULT_EIO, 1, 2}); /* expert 3's up part */
+	/* expert 3's up part */
+	io_set_fault(io, &(struct io_fault){.kind = IO_FAULT_EIO, .nth = 1, .n_attempts = 2});
 	CHECK(experts_request(x, 2, ids, TOPK, refs, &err) == TOPK, "request");
 	int rc, n_ok = 0, n_err = 0;
 	while ((rc = experts_wait(x, &r, &err)) != 0) {
@@ -307,7 +315,7 @@ static void test_io_error(const struct fake *f, enum io_mode m)
 	run_layer(x, f, 2, ids, TOPK, NULL, 0, true);
 	/* A prefetch whose read fails is forgotten; the demand read works. */
 	int32_t g[2] = {11, 12};
-	io_set_fault(io, &(struct io_fault){IO_FAULT_EIO, 0, 2});
+	io_set_fault(io, &(struct io_fault){.kind = IO_FAULT_EIO, .nth = 0, .n_attempts = 2});
 	CHECK(experts_prefetch(x, 3, g, 2) == 2, "prefetch");
 	CHECK(experts_drain(x) == 0, "drain");
 	run_layer(x, f, 3, g, 2, NULL, 0, true);
@@ -319,12 +327,96 @@ static void test_io_error(const struct fake *f, enum io_mode m)
 	/* Short reads (with garbage past the cut) are continued. */
 	for (int i = 0; i < 6; i++) {
 		int32_t one = 13 + i % 3;
-		io_set_fault(io, &(struct io_fault){IO_FAULT_SHORT, (uint64_t)i % 3, 2});
+		io_set_fault(io, &(struct io_fault){.kind = IO_FAULT_SHORT, .nth = (uint64_t)i % 3,
+						    .n_attempts = 2});
 		run_layer(x, f, i % N_LAYER, &one, 1, NULL, 0, true);
 	}
 out:
 	experts_free(x);
 	io_close(io);
+}
+
+/* Slow reads (every attempt 100 us late, as from a loaded disk): the same
+ * sequences, the same bytes. */
+static void test_slow(const struct fake *f, enum io_mode m)
+{
+	struct io_engine *io = open_io(f, m);
+	struct experts *x = io ? new_store(f, io, 3 * TOPK * slot_bytes_of(f, io), CACHE_POLICY_LRU,
+					   NULL) : NULL;
+	if (x) {
+		io_set_fault(io, &(struct io_fault){.kind = IO_FAULT_SLOW, .delay_us = 100});
+		run_sequence(x, f, 77, true, 4);
+		check_stats(x, f, "slow");
+	}
+	experts_free(x);
+	io_close(io);
+}
+
+/* Request every expert of ids in layer, compute nothing; the final code of
+ * experts_wait (0, or the error it returned first). */
+static int pass_layer(struct experts *x, int layer, const int32_t *ids, struct fm_error *err)
+{
+	struct experts_ref refs[TOPK], r;
+	int u = experts_request(x, layer, ids, TOPK, refs, err), rc;
+	if (u < 0)
+		return u;
+	for (int i = 0; i < u; i++)
+		if (refs[i].ready)
+			experts_done(x, refs[i].expert);
+	while ((rc = experts_wait(x, &r, err)) > 0)
+		experts_done(x, r.expert);
+	experts_release(x);
+	return rc;
+}
+
+/* The file under the store changes between two passes: the second pass's
+ * last layer reports it, its earlier layers do not. */
+static void test_file_changed(const struct fake *f, enum io_mode m)
+{
+	static const char *const want[] = {"modified in place", "size went from",
+					   "names another file", "no longer names it"};
+	for (int k = 0; k < 4; k++) {
+		struct fake g;
+		make_fake(&g, "changing.bin", 32, (uint64_t[3]){4800, 4800, 6432});
+		struct timespec old[2] = {{1000000000, 0}, {1000000000, 0}};
+		CHECK(utimensat(AT_FDCWD, g.path, old, 0) == 0, "utimensat");
+		struct io_engine *io = open_io(&g, m);
+		struct experts *x = io ? new_store(&g, io, 1 << 30, CACHE_POLICY_LRU, NULL) : NULL;
+		if (!x) {
+			io_close(io);
+			return;
+		}
+		int32_t ids[TOPK] = {1, 4, 6, 15};
+		struct fm_error err = {0};
+		for (int l = 0; l < N_LAYER; l++)
+			CHECK(pass_layer(x, l, ids, &err) == 0, "unchanged file, layer %d: %s", l, err.msg);
+		char other[600];
+		snprintf(other, sizeof(other), "%s.new", g.path);
+		int fd = -1;
+		if (k == 0) { /* other bytes in the header, same size */
+			fd = open(g.path, O_WRONLY);
+			CHECK(fd >= 0 && pwrite(fd, "GGUF", 4, 0) == 4, "pwrite");
+		} else if (k == 1) {
+			CHECK(truncate(g.path, (off_t)(io_file_size(io) - 50)) == 0, "truncate");
+		} else if (k == 2) {
+			struct fake h;
+			make_fake(&h, "changing.bin.new", 32, (uint64_t[3]){4800, 4800, 6432});
+			CHECK(rename(h.path, g.path) == 0, "rename");
+		} else {
+			CHECK(unlink(g.path) == 0, "unlink");
+		}
+		if (fd >= 0)
+			close(fd);
+		int32_t ids2[TOPK] = {2, 4, 9, 15};
+		for (int l = 0; l + 1 < N_LAYER; l++)
+			CHECK(pass_layer(x, l, ids2, &err) == 0, "layer %d: %s", l, err.msg);
+		int rc = pass_layer(x, N_LAYER - 1, ids2, &err);
+		CHECK(rc == -ESTALE && strstr(err.msg, g.path) && strstr(err.msg, want[k]),
+		      "%s, change %d: rc %d '%s'", io_mode_name(m), k, rc, err.msg);
+		experts_free(x);
+		io_close(io);
+		unlink(g.path);
+	}
 }
 
 static void test_misuse(const struct fake *f)
@@ -430,6 +522,11 @@ int main(void)
 	test_io_error(&odd, IO_MODE_URING);
 	test_io_error(&odd, IO_MODE_PREAD);
 	test_io_error(&aligned, IO_MODE_BUFFERED);
+	for (int m = 0; m < IO_MODE_COUNT; m++) {
+		if (m != IO_MODE_MMAP)
+			test_slow(&odd, (enum io_mode)m);
+		test_file_changed(&odd, (enum io_mode)m);
+	}
 	test_misuse(&aligned);
 	test_resident_base(&odd);
 	test_trace();

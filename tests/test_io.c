@@ -6,6 +6,11 @@
  * with file and offset; a short read continued), a file truncated under
  * outstanding requests (an error, never garbage), registered buffers, bad
  * arguments. io_uring missing only skips the uring part (pread still runs).
+ * Issue 14: slow reads (IO_FAULT_SLOW) come late and right; io_check_file
+ * names each way a file can change under a run (rewritten in place with the
+ * same size, resized, replaced by rename, removed); io_output_check refuses
+ * an output that is an input (same path, hard link, symlink) or not a
+ * regular file (a character device, a FIFO, a directory).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,8 +21,10 @@
 #include <linux/seccomp.h>
 #include <stddef.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "io.h"
@@ -172,7 +179,7 @@ static void test_faults(struct io_engine *e, uint8_t *buf)
 	struct io_stats st;
 	struct fm_error err = {0};
 	/* EIO once on the 3rd request: retried, succeeds. */
-	io_set_fault(e, &(struct io_fault){IO_FAULT_EIO, 2, 1});
+	io_set_fault(e, &(struct io_fault){.kind = IO_FAULT_EIO, .nth = 2, .n_attempts = 1});
 	io_reset_stats(e);
 	for (int i = 0; i < 3; i++) {
 		struct io_completion c = read_one(e, buf, 5000 + 100 * i, 70000);
@@ -182,24 +189,139 @@ static void test_faults(struct io_engine *e, uint8_t *buf)
 	CHECK(st.n_retries == 1 && st.n_errors == 0, "retries %llu errors %llu",
 	      (unsigned long long)st.n_retries, (unsigned long long)st.n_errors);
 	/* EIO twice: reported, with file and offset, no data. */
-	io_set_fault(e, &(struct io_fault){IO_FAULT_EIO, 0, 2});
+	io_set_fault(e, &(struct io_fault){.kind = IO_FAULT_EIO, .nth = 0, .n_attempts = 2});
 	struct io_completion c = read_one(e, buf, 12345, 4000);
 	CHECK(c.res == -EIO && c.data == NULL, "double EIO: res %d", c.res);
 	CHECK(io_error(e, &c, &err) == -EIO && err.offset == 12345 &&
 		      strstr(err.msg, io_path(e)) && strstr(err.msg, "12345"),
 	      "error message: %s", err.msg);
 	/* A short read (garbage written past the cut) is continued. */
-	io_set_fault(e, &(struct io_fault){IO_FAULT_SHORT, 0, 1});
+	io_set_fault(e, &(struct io_fault){.kind = IO_FAULT_SHORT, .nth = 0, .n_attempts = 1});
 	io_reset_stats(e);
 	c = read_one(e, buf, 333, 150000);
 	io_get_stats(e, &st);
 	CHECK(c.res == 0 && bytes_ok(c.data, c.offset, c.len), "short read continued");
 	CHECK(st.n_short >= 1, "n_short %llu", (unsigned long long)st.n_short);
 	/* Short three times in a row still completes. */
-	io_set_fault(e, &(struct io_fault){IO_FAULT_SHORT, 0, 3});
+	io_set_fault(e, &(struct io_fault){.kind = IO_FAULT_SHORT, .nth = 0, .n_attempts = 3});
 	c = read_one(e, buf, 4096 * 3, 100000);
 	CHECK(c.res == 0 && bytes_ok(c.data, c.offset, c.len), "short x3");
+	/* Slow from the 2nd request on: late, and the bytes right. */
+	io_set_fault(e, &(struct io_fault){.kind = IO_FAULT_SLOW, .nth = 1, .delay_us = 20000});
+	double t0 = fm_now_s();
+	for (int i = 0; i < 4; i++) {
+		c = read_one(e, buf, 777 + 5000 * (uint64_t)i, 60000);
+		CHECK(c.res == 0 && bytes_ok(c.data, c.offset, c.len), "slow read %d", i);
+	}
+	double dt = fm_now_s() - t0;
+	CHECK(dt >= 0.055, "3 slow reads of 20 ms took only %.3f s", dt);
 	io_set_fault(e, NULL);
+}
+
+/* Give path a modification time other than now (so a write within the same
+ * timestamp tick still shows). */
+static void set_old_mtime(const char *path)
+{
+	struct timespec ts[2] = {{1000000000, 0}, {1000000000, 0}};
+	CHECK(utimensat(AT_FDCWD, path, ts, 0) == 0, "utimensat %s", path);
+}
+
+/* io_check_file: unchanged passes; each change is named. */
+static void test_file_changed(enum io_mode m)
+{
+	char path[512], other[512];
+	snprintf(path, sizeof(path), "%s/changing.bin", t_tmpdir());
+	snprintf(other, sizeof(other), "%s/changing.new", t_tmpdir());
+	struct { const char *what, *want; } cases[] = {
+		{"in place", "modified in place"}, {"grown", "size went from"},
+		{"truncated", "size went from 4195538 to 1000"}, {"renamed over", "names another file"},
+		{"removed", "no longer names it"}, {"touched", "modified in place"},
+	};
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		make_file(path, FILE_BYTES);
+		set_old_mtime(path);
+		struct io_engine *e = open_mode(path, m, QD);
+		if (!e)
+			return;
+		struct fm_error err = {0};
+		CHECK(io_check_file(e, &err) == 0, "%s: unchanged file flagged: %s",
+		      io_mode_name(m), err.msg);
+		int fd = -1;
+		switch (k) {
+		case 0: /* other bytes, same size, as `dd conv=notrunc` does */
+			fd = open(path, O_WRONLY);
+			CHECK(fd >= 0 && pwrite(fd, "XXXX", 4, 4096) == 4, "pwrite");
+			break;
+		case 1:
+			fd = open(path, O_WRONLY | O_APPEND);
+			CHECK(fd >= 0 && write(fd, "X", 1) == 1, "append");
+			break;
+		case 2:
+			CHECK(truncate(path, 1000) == 0, "truncate");
+			break;
+		case 3:
+			make_file(other, FILE_BYTES);
+			CHECK(rename(other, path) == 0, "rename");
+			break;
+		case 4:
+			CHECK(unlink(path) == 0, "unlink");
+			break;
+		case 5:
+			CHECK(utimensat(AT_FDCWD, path, NULL, 0) == 0, "touch");
+			break;
+		}
+		if (fd >= 0)
+			close(fd);
+		int rc = io_check_file(e, &err);
+		CHECK(rc == -ESTALE && strstr(err.msg, path) && strstr(err.msg, cases[k].want) &&
+			      strstr(err.msg, "changed during the run"),
+		      "%s: %s: rc %d msg '%s'", io_mode_name(m), cases[k].what, rc, err.msg);
+		io_close(e);
+	}
+	unlink(path);
+}
+
+/* io_output_check: what may and may not be written over. */
+static void test_output_check(void)
+{
+	char in[512], other[512], hard[512], sym[512], fifo[512], dir[512], absent[512];
+	const char *d = t_tmpdir();
+	snprintf(in, sizeof(in), "%s/in.gguf", d);
+	snprintf(other, sizeof(other), "%s/other.gguf", d);
+	snprintf(hard, sizeof(hard), "%s/hard.gguf", d);
+	snprintf(sym, sizeof(sym), "%s/sym.gguf", d);
+	snprintf(fifo, sizeof(fifo), "%s/fifo.gguf", d);
+	snprintf(dir, sizeof(dir), "%s/dir.gguf", d);
+	snprintf(absent, sizeof(absent), "%s/absent.gguf", d);
+	make_file(in, 100);
+	make_file(other, 100);
+	CHECK(link(in, hard) == 0 && symlink(in, sym) == 0 && mkfifo(fifo, 0644) == 0 &&
+		      mkdir(dir, 0755) == 0, "setup");
+	const char *inputs[3] = {"/nonexistent/config.json", in, NULL};
+	struct fm_error err = {0};
+	CHECK(io_output_check(absent, inputs, 3, &err) == 0, "absent output: %s", err.msg);
+	CHECK(io_output_check(other, inputs, 3, &err) == 0, "other regular file: %s", err.msg);
+	const char *same[] = {in, hard, sym};
+	for (int i = 0; i < 3; i++) {
+		int rc = io_output_check(same[i], inputs, 3, &err);
+		CHECK(rc == FM_EINVAL && strstr(err.msg, "is the input file") && strstr(err.msg, in),
+		      "%s: rc %d msg '%s'", same[i], rc, err.msg);
+	}
+	struct { const char *path, *kind; } nodes[] = {
+		{"/dev/null", "character device"}, {fifo, "FIFO"}, {dir, "directory"}};
+	for (int i = 0; i < 3; i++) {
+		int rc = io_output_check(nodes[i].path, inputs, 3, &err);
+		CHECK(rc == FM_EINVAL && strstr(err.msg, "not a regular file") &&
+			      strstr(err.msg, nodes[i].kind),
+		      "%s: rc %d msg '%s'", nodes[i].path, rc, err.msg);
+	}
+	CHECK(io_output_check("", inputs, 3, &err) == FM_EINVAL, "empty path");
+	unlink(in);
+	unlink(other);
+	unlink(hard);
+	unlink(sym);
+	unlink(fifo);
+	rmdir(dir);
 }
 
 static void test_bad_args(struct io_engine *e, uint8_t *buf)
@@ -341,6 +463,7 @@ int main(void)
 			test_faults(e, b.mem);
 		test_bad_args(e, b.mem);
 		io_close(e);
+		test_file_changed((enum io_mode)m);
 		if (m != IO_MODE_MMAP) {
 			test_truncated((enum io_mode)m, &b);
 			test_close_in_flight(path, (enum io_mode)m, &b);
@@ -349,6 +472,7 @@ int main(void)
 	if (have_uring)
 		test_register(path, &b);
 	test_uring_refused(path, &b);
+	test_output_check();
 	free(b.mem);
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/trunc.bin", t_tmpdir());

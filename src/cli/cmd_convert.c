@@ -18,7 +18,10 @@ static const char convert_usage[] =
 	"  or the shards of model.safetensors.index.json, tokenizer.json,\n"
 	"  tokenizer_config.json). Writes arch qwen3moe, as llama.cpp's convert_hf_to_gguf.py.\n"
 	"  --type: weight matrices (default f16); norms and the router stay f32.\n"
-	"  -t: threads (default 2); -q: no per-tensor lines.\n";
+	"  -t: threads (default 2); -q: no per-tensor lines.\n"
+	"  OUT is written beside itself as OUT.tmp.XXXXXX and renamed over OUT only when\n"
+	"  complete and fsync'd: on any error an existing OUT is left as it was. OUT may\n"
+	"  not be an input file (nor a link to one) or a device, FIFO or directory.\n";
 
 struct convert_opts {
 	const char *dir, *out, *type;

@@ -22,7 +22,10 @@ static const char quant_usage[] =
 	"  --tensor-type ffn_down_exps=q4_k --tensor-type 'blk\\.[0-3]\\.attn_v=q8_0'.\n"
 	"  Norms and the router (ffn_gate_inp) stay f32 unless a REGEX matches the router.\n"
 	"  Rows that are not whole blocks fall back: k-quants -> q8_0 -> f16.\n"
-	"  -t: threads (default 2); -q: no per-tensor lines.\n";
+	"  -t: threads (default 2); -q: no per-tensor lines.\n"
+	"  OUT is written beside itself as OUT.tmp.XXXXXX and renamed over OUT only when\n"
+	"  complete and fsync'd: on any error an existing OUT is left as it was. OUT may\n"
+	"  not be an input file (nor a link to one) or a device, FIFO or directory.\n";
 
 #define QUANT_MAX_OVERRIDES 64
 
@@ -92,10 +95,6 @@ static int parse_args(int argc, char **argv, struct quant_opts *o)
 			      !o->type ? "--type T" : NULL;
 	if (missing) {
 		fprintf(stderr, "flashmoe quantize: %s is required\n%s", missing, quant_usage);
-		return -1;
-	}
-	if (!strcmp(o->in, o->out)) {
-		fprintf(stderr, "flashmoe quantize: the output '%s' is the input file\n", o->out);
 		return -1;
 	}
 	return 0;
