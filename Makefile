@@ -37,7 +37,7 @@ ISA_BASE :=
 endif
 CFLAGS := $(CFLAGS_BASE) $(OPT) $(ISA_BASE) $(EXTRA_CFLAGS)
 
-LIB_SRC := $(wildcard src/*.c) $(wildcard src/kernels/*.c)
+LIB_SRC := $(wildcard src/*.c) $(wildcard src/arch/*.c) $(wildcard src/kernels/*.c)
 ifneq ($(ARCH),x86_64)
 LIB_SRC := $(filter-out %_avx2.c %_avx512.c,$(LIB_SRC))
 endif

@@ -99,8 +99,16 @@ FM_API struct fm_ctx *fm_ctx_new(struct fm_model *m, int n_ctx, struct fm_error 
 FM_API void fm_ctx_free(struct fm_ctx *c);
 /* Tokens already in the cache. */
 FM_API int fm_ctx_n_past(const struct fm_ctx *c);
-/* Forget all tokens after the first n_keep (0 = start over). */
+/* Forget all tokens after the first n_keep (0 = start over). A model with
+ * recurrent layers (Qwen3-Next, Qwen3.5) can go back only to 0, to where a
+ * multi-token fm_eval began, or nowhere: else FM_EUNSUPPORTED, nothing
+ * changed. */
 FM_API int fm_ctx_truncate(struct fm_ctx *c, int n_keep);
+/* Go back to n_keep tokens or, where the model's recurrent state cannot, to
+ * the nearest earlier position it can (see fm_ctx_truncate); returns the
+ * tokens kept (<= n_keep) or a negative code. The caller re-evaluates the
+ * tokens from there. */
+FM_API int fm_ctx_rewind(struct fm_ctx *c, int n_keep);
 
 /* Run n tokens after those already in the cache (a prompt batch or one
  * generated token). logits: NULL, or n_vocab floats for the last token
@@ -217,13 +225,18 @@ FM_API void fm_reset_stats(struct fm_model *m);
 /* ---- random-weight models for tests and benchmarks ---- */
 
 struct fm_tiny_params {
-	const char *arch;        /* "qwen3moe" */
+	const char *arch;        /* "qwen3moe", "qwen3next", "qwen35moe" */
 	uint64_t seed;
 	int type;                /* ggml type of the big matrices: 0 f32, 8 q8_0, 12 q4_K, ... */
 	int n_layer, n_embd, n_head, n_head_kv, head_dim;
 	int n_expert, n_expert_used, n_ff_expert;
 	int n_vocab, n_ctx;
 	bool tied_embeddings;
+	/* 0 = the architecture's tiny default */
+	int n_rot;               /* rotary dims (qwen3moe: head_dim; hybrids: head_dim / 4) */
+	int n_ff_shared;         /* shared expert width (hybrids) */
+	int ssm_state, ssm_groups, ssm_heads; /* DeltaNet: head size, key heads, value heads */
+	int full_attn_interval;  /* every Nth layer is attention (hybrids) */
 };
 FM_API void fm_tiny_params_default(struct fm_tiny_params *p);
 /* Write a random-weight GGUF model with a valid byte-level BPE vocabulary. */

@@ -25,12 +25,12 @@ struct fm_ctx *fm_ctx_new(struct fm_model *fm, int n_ctx, struct fm_error *err)
 	const struct hparams *hp = &fm->m.hp;
 	c->fm = fm;
 	c->n_ctx = n_ctx;
+	c->multi_end = -1;
 	c->n_batch = n_ctx < FM_DEFAULT_BATCH ? n_ctx : FM_DEFAULT_BATCH;
-	c->kv = kv_new(hp->n_layer, hp->n_head_kv, hp->head_dim, n_ctx, (enum kv_type)fm->kv_type,
-		       &fm->mem, err);
-	if (!c->kv)
+	c->st = state_new(hp, n_ctx, (enum kv_type)fm->kv_type, &fm->mem, err);
+	if (!c->st)
 		goto fail;
-	c->fwd = fwd_new(&fm->m, fm->k, fm->pool, c->kv, c->n_batch, &fm->mem, err);
+	c->fwd = fwd_new(&fm->m, fm->k, fm->pool, c->st, c->n_batch, &fm->mem, err);
 	if (!c->fwd || api_stream_attach(fm, c, err))
 		goto fail;
 	return c;
@@ -44,7 +44,7 @@ void fm_ctx_free(struct fm_ctx *c)
 	if (!c)
 		return;
 	fwd_free(c->fwd);
-	kv_free(c->kv);
+	state_free(c->st);
 	free(c);
 }
 
@@ -57,8 +57,25 @@ int fm_ctx_truncate(struct fm_ctx *c, int n_keep)
 {
 	if (n_keep < 0 || n_keep > c->n_past)
 		return FM_EINVAL;
-	c->n_past = n_keep;
+	int pos = state_rewind(c->st, c->n_past, n_keep, true);
+	if (pos < 0)
+		return pos;
+	c->n_past = pos;
+	if (c->multi_end > pos)
+		c->multi_end = -1;
 	return 0;
+}
+
+int fm_ctx_rewind(struct fm_ctx *c, int n_keep)
+{
+	if (n_keep < 0 || n_keep > c->n_past)
+		return FM_EINVAL;
+	int pos = state_rewind(c->st, c->n_past, n_keep, false);
+	if (pos >= 0)
+		c->n_past = pos;
+	if (pos >= 0 && c->multi_end > pos)
+		c->multi_end = -1;
+	return pos;
 }
 
 /* NaN or infinite logits mean broken weights (or a bug), never a token:
@@ -93,6 +110,11 @@ int fm_eval(struct fm_ctx *c, const int32_t *tokens, int n, float *logits, bool 
 	struct fm_stats *st = &c->fm->stats;
 	int n_vocab = c->fm->m.hp.n_vocab;
 	double t0 = fm_now_s();
+	/* a prompt's start (unless it continues the previous call's) and end:
+	 * where a chat's prefix reuse may come back to (state.h) */
+	bool cont = c->n_past == c->multi_end;
+	if (n > 1 && !cont)
+		state_snapshot(c->st, c->n_past, -1);
 	for (int i = 0; i < n; i += c->n_batch) {
 		int nb = n - i < c->n_batch ? n - i : c->n_batch;
 		bool last = i + nb == n;
@@ -108,6 +130,10 @@ int fm_eval(struct fm_ctx *c, const int32_t *tokens, int n, float *logits, bool 
 		if (rc)
 			return rc;
 		c->n_past += nb;
+	}
+	if (n > 1) {
+		state_snapshot(c->st, c->n_past, cont ? c->multi_end : -1);
+		c->multi_end = c->n_past;
 	}
 	double dt = fm_now_s() - t0;
 	if (n > 1) {

@@ -8,6 +8,7 @@
 #include "gguf.h"
 #include "kv.h"
 #include "model.h"
+#include "state.h"
 #include "pool.h"
 #include "util.h"
 
@@ -45,9 +46,10 @@ void api_stream_stats(const struct fm_model *fm, struct fm_stats *out);
 
 struct fm_ctx {
 	struct fm_model *fm;
-	struct kv_cache *kv;
+	struct seq_state *st;       /* KV rows, recurrent state */
 	struct fwd *fwd;
 	int n_ctx, n_batch, n_past;
+	int multi_end;              /* where the last multi-token fm_eval ended, -1 */
 };
 
 /* Load / free the model's tokenizer (api_tokens.c). */

@@ -6,16 +6,19 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "kv.h"
 #include "matmul.h"
 #include "model.h"
 #include "pool.h"
 
 struct fwd;
+struct seq_state;
 
-/* Scratch for batches of up to n_batch tokens and contexts of n_ctx. */
+/* Scratch for batches of up to n_batch tokens of the sequence whose state
+ * (KV rows, recurrent state) is st. */
 struct fwd *fwd_new(const struct model *m, const struct kernels *k, struct pool *pool,
-		    struct kv_cache *kv, int n_batch, struct fm_mem *mem, struct fm_error *err);
+		    struct seq_state *st, int n_batch, struct fm_mem *mem, struct fm_error *err);
+/* The model's hyperparameters (for the architectures' layer functions). */
+const struct hparams *fwd_hparams(const struct fwd *f);
 void fwd_free(struct fwd *f);
 struct experts;
 struct experts_trace;

@@ -1,5 +1,6 @@
-/* gentiny.c: fm_gen_tiny, random-weight GGUF models of the real qwen3moe
- * layout (tensor names, shapes and keys as llama.cpp writes them), from a few
+/* gentiny.c: fm_gen_tiny, random-weight GGUF models of any supported
+ * architecture, in its real layout (tensor names, shapes and keys as
+ * llama.cpp writes them; all from the tables of src/arch/), from a few
  * KB to many GB. Weights are drawn per row from a generator seeded by (seed,
  * tensor name, row), so a file does not depend on the thread count, and they
  * have realistic scales (std 1/sqrt(fan_in)) so activations stay finite
@@ -13,6 +14,7 @@
 #include "gentiny.h"
 #include "gguf.h"
 #include "kernels/kernels.h"
+#include "model.h"
 #include "pool.h"
 #include "util.h"
 
@@ -25,14 +27,12 @@ void fm_tiny_params_default(struct fm_tiny_params *p)
 				      .tied_embeddings = false };
 }
 
-enum init_kind { INIT_LINEAR, INIT_EMBED, INIT_NORM };
-
 struct tensor_spec {
 	char name[64];
 	enum ggml_type type;
 	uint32_t n_dims;
 	uint64_t ne[3];
-	enum init_kind init;
+	enum arch_init init;
 };
 
 static uint64_t hash_name(uint64_t seed, const char *s)
@@ -68,47 +68,63 @@ static enum ggml_type fit_type(enum ggml_type want, uint64_t n_cols)
 	return GGML_TYPE_F32;
 }
 
-static int add_spec(struct tensor_spec *specs, int n, const char *name, enum ggml_type want,
-		    uint32_t n_dims, uint64_t ne0, uint64_t ne1, uint64_t ne2, enum init_kind init)
+/* The hyperparameters a tiny model of p's shape has (what the keys say). */
+static void tiny_hparams(const struct fm_tiny_params *p, const struct arch *a, struct hparams *hp)
 {
-	struct tensor_spec *s = &specs[n];
-	snprintf(s->name, sizeof(s->name), "%s", name);
-	s->type = n_dims == 1 ? GGML_TYPE_F32 : fit_type(want, ne0);
-	s->n_dims = n_dims;
-	s->ne[0] = ne0;
-	s->ne[1] = ne1;
-	s->ne[2] = ne2;
-	s->init = init;
-	return n + 1;
+	memset(hp, 0, sizeof(*hp));
+	hp->arch = a;
+	snprintf(hp->arch_name, sizeof(hp->arch_name), "%s", a->name);
+	hp->n_vocab = p->n_vocab;
+	hp->n_embd = p->n_embd;
+	hp->n_layer = hp->n_block = p->n_layer;
+	hp->n_head = p->n_head;
+	hp->n_head_kv = p->n_head_kv;
+	hp->head_dim = hp->head_dim_v = p->head_dim;
+	hp->n_rot = p->n_rot ? p->n_rot : p->head_dim / (a->tiny.rot_div ? a->tiny.rot_div : 1);
+	hp->n_expert = p->n_expert;
+	hp->n_expert_used = p->n_expert_used;
+	hp->n_ff_exp = p->n_ff_expert;
+	hp->n_ctx_train = p->n_ctx;
+	hp->rms_eps = 1e-6f;
+	hp->rope_theta = 1000000.0f;
+	hp->norm_topk = true;
+	if (a->flags & ARCH_SHARED_EXPERT)
+		hp->n_ff_shexp = p->n_ff_shared ? p->n_ff_shared : a->tiny.n_ff_shexp;
+	hp->ssm_conv_k = a->tiny.ssm_conv_k;
+	hp->ssm_dk = hp->ssm_dv = p->ssm_state ? p->ssm_state : a->tiny.ssm_dk;
+	hp->ssm_nk = p->ssm_groups ? p->ssm_groups : a->tiny.ssm_nk;
+	hp->ssm_nv = p->ssm_heads ? p->ssm_heads : a->tiny.ssm_nv;
+	hp->ssm_inner = hp->ssm_nv * hp->ssm_dv;
+	hp->full_attn_interval = p->full_attn_interval ? p->full_attn_interval
+						       : a->tiny.full_attn_interval;
+	struct fm_error e = { 0 };
+	a->layer_kinds(hp, NULL, NULL, &e);
+	for (int il = 0; il < hp->n_layer; il++)
+		hp->n_layer_kind[hp->layer_kind[il]]++;
 }
 
-static int build_specs(const struct fm_tiny_params *p, struct tensor_spec *specs)
+/* Every tensor of the architecture's table for the layers that have it. */
+static int build_specs(const struct fm_tiny_params *p, const struct hparams *hp,
+		       struct tensor_spec *specs)
 {
-	enum ggml_type T = (enum ggml_type)p->type;
-	uint64_t H = (uint64_t)p->n_embd, V = (uint64_t)p->n_vocab, E = (uint64_t)p->n_expert;
-	uint64_t I = (uint64_t)p->n_ff_expert, Q = (uint64_t)p->n_head * p->head_dim;
-	uint64_t KV = (uint64_t)p->n_head_kv * p->head_dim, D = (uint64_t)p->head_dim;
+	const struct arch *a = hp->arch;
 	int n = 0;
-	char nm[64];
-	n = add_spec(specs, n, "token_embd.weight", T, 2, H, V, 1, INIT_EMBED);
-	n = add_spec(specs, n, "output_norm.weight", T, 1, H, 1, 1, INIT_NORM);
-	if (!p->tied_embeddings)
-		n = add_spec(specs, n, "output.weight", T, 2, H, V, 1, INIT_LINEAR);
-	for (int l = 0; l < p->n_layer; l++) {
-#define L(s) (snprintf(nm, sizeof(nm), "blk.%d." s, l), nm)
-		n = add_spec(specs, n, L("attn_norm.weight"), T, 1, H, 1, 1, INIT_NORM);
-		n = add_spec(specs, n, L("attn_q.weight"), T, 2, H, Q, 1, INIT_LINEAR);
-		n = add_spec(specs, n, L("attn_k.weight"), T, 2, H, KV, 1, INIT_LINEAR);
-		n = add_spec(specs, n, L("attn_v.weight"), T, 2, H, KV, 1, INIT_LINEAR);
-		n = add_spec(specs, n, L("attn_output.weight"), T, 2, Q, H, 1, INIT_LINEAR);
-		n = add_spec(specs, n, L("attn_q_norm.weight"), T, 1, D, 1, 1, INIT_NORM);
-		n = add_spec(specs, n, L("attn_k_norm.weight"), T, 1, D, 1, 1, INIT_NORM);
-		n = add_spec(specs, n, L("ffn_norm.weight"), T, 1, H, 1, 1, INIT_NORM);
-		n = add_spec(specs, n, L("ffn_gate_inp.weight"), GGML_TYPE_F32, 2, H, E, 1, INIT_LINEAR);
-		n = add_spec(specs, n, L("ffn_gate_exps.weight"), T, 3, H, I, E, INIT_LINEAR);
-		n = add_spec(specs, n, L("ffn_up_exps.weight"), T, 3, H, I, E, INIT_LINEAR);
-		n = add_spec(specs, n, L("ffn_down_exps.weight"), T, 3, I, H, E, INIT_LINEAR);
-#undef L
+	for (int il = -1; il < hp->n_layer; il++) {
+		for (int j = 0; j < a->n_tensors; j++) {
+			const struct arch_tensor *t = &a->tensors[j];
+			bool here = il < 0 ? t->kinds == 0 : (t->kinds & LAYER_MASK(hp->layer_kind[il]));
+			if (!here || (t->flags & AT_OPTIONAL && p->tied_embeddings))
+				continue;
+			struct tensor_spec *s = &specs[n++];
+			snprintf(s->name, sizeof(s->name), t->name, il);
+			s->n_dims = t->n_dims;
+			for (int d = 0; d < 3; d++)
+				s->ne[d] = d < t->n_dims ? arch_dim_value(hp, t->ne[d]) : 1;
+			s->type = t->n_dims == 1 || (t->flags & AT_KEEP_F32)
+					  ? GGML_TYPE_F32
+					  : fit_type((enum ggml_type)p->type, s->ne[0]);
+			s->init = t->init;
+		}
 	}
 	return n;
 }
@@ -129,13 +145,19 @@ static void fill_rows(void *arg, int task, int thread)
 	const struct tensor_spec *s = j->s;
 	uint64_t n_cols = s->ne[0];
 	float *x = j->rowbuf + (size_t)thread * n_cols;
-	float std = s->init == INIT_LINEAR ? 1.0f / sqrtf((float)n_cols) : s->init == INIT_NORM ? 0.1f : 1.0f;
+	float std = s->init == INIT_LINEAR ? 1.0f / sqrtf((float)n_cols)
+		    : s->init == INIT_NORM || s->init == INIT_SSM_A ? 0.1f
+		    : s->init == INIT_CONV || s->init == INIT_SSM_DT ? 0.5f
+								      : 1.0f;
 	uint64_t r1 = ((uint64_t)task + 1) * j->rows_per_task;
 	for (uint64_t r = (uint64_t)task * j->rows_per_task; r < r1 && r < j->n_rows; r++) {
 		uint64_t st = j->seed ^ (r * 0xd1b54a32d192ed03ull) ^ 0x94d049bb133111ebull;
 		st = st ? st : 1;
 		for (uint64_t c = 0; c < n_cols; c++)
 			x[c] = (s->init == INIT_NORM ? 1.0f : 0.0f) + std * next_normal(&st);
+		if (s->init == INIT_SSM_A) /* -exp(A_log), A_log around 0: decays near 1/e */
+			for (uint64_t c = 0; c < n_cols; c++)
+				x[c] = -expf(x[c] * 10.0f);
 		uint8_t *dst = j->out + r * j->row_bytes;
 		if (s->type == GGML_TYPE_F32)
 			memcpy(dst, x, n_cols * sizeof(float));
@@ -175,25 +197,45 @@ static const char chatml_template[] =
 	"message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}"
 	"{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
-static int write_keys(struct gguf_writer *w, const struct fm_tiny_params *p,
+/* The architecture's keys with the values of hp (from its own table). */
+static int write_arch_keys(struct gguf_writer *w, const struct hparams *hp)
+{
+	const struct arch *a = hp->arch;
+	char key[128];
+	int rc = 0;
+	for (int i = 0; i < a->n_keys; i++) {
+		const struct arch_key *k = &a->keys[i];
+		const char *field = (const char *)hp + k->off;
+		snprintf(key, sizeof(key), "%s.%s", a->name, k->suffix);
+		if (k->type == AK_U32)
+			rc |= gguf_writer_set_u32(w, key, (uint32_t)*(const int *)field);
+		else if (k->type == AK_F32)
+			rc |= gguf_writer_set_f32(w, key, *(const float *)field);
+		else
+			rc |= gguf_writer_set_bool(w, key, *(const bool *)field);
+	}
+	/* read by llama.cpp, not by flashmoe: the dense FFN width (unused by
+	 * these MoE models) and, for IMROPE models, the rotary sections (which
+	 * for text positions do not change the result) */
+	snprintf(key, sizeof(key), "%s.feed_forward_length", a->name);
+	rc |= gguf_writer_set_u32(w, key, (uint32_t)hp->n_ff_exp * 8);
+	if (a->flags & ARCH_ROPE_SECTIONS) {
+		int32_t half = hp->n_rot / 2, sec[4] = { half - 2 * (half / 3), half / 3, half / 3, 0 };
+		snprintf(key, sizeof(key), "%s.rope.dimension_sections", a->name);
+		rc |= gguf_writer_set_arr(w, key, GGUF_TYPE_INT32, sec, 4);
+	}
+	return rc;
+}
+
+static int write_keys(struct gguf_writer *w, const struct hparams *hp,
 		      const struct tiny_vocab *v)
 {
+	char name[64];
+	snprintf(name, sizeof(name), "flashmoe random %s", hp->arch->name);
 	int rc = 0;
-	rc |= gguf_writer_set_str(w, "general.architecture", "qwen3moe");
-	rc |= gguf_writer_set_str(w, "general.name", "flashmoe random qwen3moe");
-	rc |= gguf_writer_set_u32(w, "qwen3moe.block_count", (uint32_t)p->n_layer);
-	rc |= gguf_writer_set_u32(w, "qwen3moe.context_length", (uint32_t)p->n_ctx);
-	rc |= gguf_writer_set_u32(w, "qwen3moe.embedding_length", (uint32_t)p->n_embd);
-	rc |= gguf_writer_set_u32(w, "qwen3moe.feed_forward_length", (uint32_t)p->n_ff_expert * 8);
-	rc |= gguf_writer_set_u32(w, "qwen3moe.attention.head_count", (uint32_t)p->n_head);
-	rc |= gguf_writer_set_u32(w, "qwen3moe.attention.head_count_kv", (uint32_t)p->n_head_kv);
-	rc |= gguf_writer_set_u32(w, "qwen3moe.attention.key_length", (uint32_t)p->head_dim);
-	rc |= gguf_writer_set_u32(w, "qwen3moe.attention.value_length", (uint32_t)p->head_dim);
-	rc |= gguf_writer_set_f32(w, "qwen3moe.attention.layer_norm_rms_epsilon", 1e-6f);
-	rc |= gguf_writer_set_f32(w, "qwen3moe.rope.freq_base", 1000000.0f);
-	rc |= gguf_writer_set_u32(w, "qwen3moe.expert_count", (uint32_t)p->n_expert);
-	rc |= gguf_writer_set_u32(w, "qwen3moe.expert_used_count", (uint32_t)p->n_expert_used);
-	rc |= gguf_writer_set_u32(w, "qwen3moe.expert_feed_forward_length", (uint32_t)p->n_ff_expert);
+	rc |= gguf_writer_set_str(w, "general.architecture", hp->arch->name);
+	rc |= gguf_writer_set_str(w, "general.name", name);
+	rc |= write_arch_keys(w, hp);
 	rc |= gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
 	rc |= gguf_writer_set_str(w, "tokenizer.ggml.pre", "qwen2");
 	rc |= gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v->tokens,
@@ -213,10 +255,25 @@ static int write_keys(struct gguf_writer *w, const struct fm_tiny_params *p,
 static int check_params(const struct fm_tiny_params *p, struct fm_error *err)
 {
 	const int lim = 1 << 20;
-	if (!p->arch || strcmp(p->arch, "qwen3moe"))
+	const struct arch *a = p->arch ? arch_find(p->arch, strlen(p->arch)) : NULL;
+	if (!a)
 		return fm_err(err, FM_EUNSUPPORTED, NULL, FM_NO_OFFSET,
-			      "gen-tiny: architecture '%s' is not supported (qwen3moe)",
-			      p->arch ? p->arch : "");
+			      "gen-tiny: architecture '%s' is not supported (%s)",
+			      p->arch ? p->arch : "", arch_names());
+	struct hparams hp;
+	tiny_hparams(p, a, &hp);
+	if ((a->flags & ARCH_SHARED_EXPERT) && (hp.n_ff_shexp < 1 || hp.n_ff_shexp > lim))
+		return fm_err(err, FM_EINVAL, NULL, FM_NO_OFFSET, "gen-tiny: bad shared expert width %d",
+			      hp.n_ff_shexp);
+	if (hp.n_layer_kind[LAYER_GDN] &&
+	    (hp.ssm_nk < 1 || hp.ssm_nv < 1 || hp.ssm_nv % hp.ssm_nk || hp.ssm_dk < 2 ||
+	     hp.ssm_dk > 4096 || hp.ssm_nv > 4096))
+		return fm_err(err, FM_EINVAL, NULL, FM_NO_OFFSET,
+			      "gen-tiny: bad DeltaNet shape (%d key heads, %d value heads of %d)",
+			      hp.ssm_nk, hp.ssm_nv, hp.ssm_dk);
+	if (hp.n_rot < 2 || hp.n_rot % 2 || hp.n_rot > hp.head_dim)
+		return fm_err(err, FM_EINVAL, NULL, FM_NO_OFFSET, "gen-tiny: bad rotary dims %d",
+			      hp.n_rot);
 	if (p->n_layer < 1 || p->n_layer > 4096 || p->n_embd < 2 || p->n_embd > lim ||
 	    p->n_head < 1 || p->n_head > 4096 || p->n_head_kv < 1 || p->n_head % p->n_head_kv ||
 	    p->head_dim < 2 || p->head_dim % 2 || p->head_dim > 65536 || p->n_expert < 1 ||
@@ -242,17 +299,20 @@ int fm_gen_tiny(const char *path, const struct fm_tiny_params *p, struct fm_erro
 	int rc = check_params(p, err);
 	if (rc)
 		return rc;
-	size_t max_specs = 3 + 12 * (size_t)p->n_layer;
-	struct tensor_spec *specs = calloc(max_specs, sizeof(*specs));
+	struct hparams *hp = malloc(sizeof(*hp));
+	if (hp)
+		tiny_hparams(p, arch_find(p->arch, strlen(p->arch)), hp);
+	size_t max_specs = hp ? (size_t)hp->arch->n_tensors * ((size_t)p->n_layer + 1) : 0;
+	struct tensor_spec *specs = calloc(max_specs + 1, sizeof(*specs));
 	struct tiny_vocab *v = tiny_vocab_new(p->n_vocab, p->seed);
 	struct gguf_writer *w = gguf_writer_new(4096);
 	struct pool *pool = pool_new(2);
-	if (!specs || !v || !w || !pool) {
+	if (!hp || !specs || !v || !w || !pool) {
 		rc = fm_err(err, FM_ENOMEM, path, FM_NO_OFFSET, "gen-tiny: out of memory");
 		goto out;
 	}
-	int n = build_specs(p, specs);
-	rc = write_keys(w, p, v);
+	int n = build_specs(p, hp, specs);
+	rc = write_keys(w, hp, v);
 	for (int i = 0; !rc && i < n; i++) {
 		int64_t id = gguf_writer_add_tensor(w, specs[i].name, specs[i].type, specs[i].n_dims,
 						    specs[i].ne);
@@ -272,5 +332,6 @@ out:
 	gguf_writer_free(w);
 	tiny_vocab_free(v);
 	free(specs);
+	free(hp);
 	return rc;
 }

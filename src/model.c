@@ -1,5 +1,8 @@
-/* model.c: hyperparameters and tensor binding for qwen3moe GGUF files
- * (architectures.md §5, §9). Every shape is read from the file and checked. */
+/* model.c: hyperparameters and tensor binding, driven by the architecture's
+ * tables (src/arch/, architectures.md §9): every key of the table read into
+ * struct hparams and range-checked, every tensor of the table looked up for
+ * the layers that have it, its shape and type checked and bound to its slot,
+ * and every tensor of the file accounted for. */
 #include "model.h"
 
 #include <errno.h>
@@ -21,59 +24,65 @@ struct loader {
 	uint8_t *bound;           /* [n_tensors] 1 once a weight took the tensor */
 };
 
-/* Bounds on the hyperparameters, far above any released model (Qwen3.5-397B:
- * 60 layers, 512 experts of which 10 used, hidden 4096, 32 heads of 256) and
- * low enough that every size derived from them (a batch's query rows, the
- * (token, expert) pairs of a batch) stays far inside an int. */
-#define HP_MAX_LAYER 4096
-#define HP_MAX_EXPERT 65536
-#define HP_MAX_EXPERT_USED 1024
-#define HP_MAX_DIM (1 << 20)       /* n_embd, head_dim, n_ff_exp, head counts */
-#define HP_MAX_FEATURES (1 << 22)  /* n_head * head_dim, n_head_kv * head_dim */
-
-
-static int get_u32_req(struct loader *ld, const char *suffix, int *out)
+static void clear_err(struct fm_error *err)
 {
-	char key[128];
-	snprintf(key, sizeof(key), "%s.%s", ld->m->hp.arch_name, suffix);
-	uint32_t v;
-	int rc = gguf_get_u32(ld->f, key, &v, ld->err);
-	if (rc == FM_ENOTFOUND)
-		return fm_err(ld->err, FM_EFORMAT, ld->path, FM_NO_OFFSET,
-			      "missing metadata key '%s'", key);
-	if (rc)
-		return rc;
-	if (v == 0 || v > (1u << 30))
-		return fm_err(ld->err, FM_EFORMAT, ld->path, FM_NO_OFFSET,
-			      "metadata '%s' = %u is out of range", key, v);
-	*out = (int)v;
-	return 0;
-}
-
-static int get_u32_opt(struct loader *ld, const char *suffix, int *out, int dflt)
-{
-	int rc = get_u32_req(ld, suffix, out);
-	if (rc == FM_EFORMAT) {
-		char key[128];
-		snprintf(key, sizeof(key), "%s.%s", ld->m->hp.arch_name, suffix);
-		if (gguf_find_key(ld->f, key) < 0) {
-			*out = dflt;
-			return 0;
-		}
+	if (err) {
+		err->code = 0;
+		err->msg[0] = 0;
 	}
-	return rc;
 }
 
-static int get_f32_opt(struct loader *ld, const char *suffix, float *out, float dflt)
+/* ---- hyperparameters ---- */
+
+/* Key k into its field: absent and optional gives its default; present, it
+ * must have the table's type (a u32 where a bool is read is an error, not
+ * ignored) and a plausible value. */
+static int read_key(struct loader *ld, const struct arch_key *k)
 {
+	struct hparams *hp = &ld->m->hp;
 	char key[128];
-	snprintf(key, sizeof(key), "%s.%s", ld->m->hp.arch_name, suffix);
-	int rc = gguf_get_f32(ld->f, key, out, ld->err);
+	snprintf(key, sizeof(key), "%s.%s", hp->arch_name, k->suffix);
+	char *field = (char *)hp + k->off;
+	uint32_t u = 0;
+	float x = 0;
+	bool b = false;
+	int rc = k->type == AK_U32 ? gguf_get_u32(ld->f, key, &u, ld->err)
+		 : k->type == AK_F32 ? gguf_get_f32(ld->f, key, &x, ld->err)
+				     : gguf_get_bool(ld->f, key, &b, ld->err);
 	if (rc == FM_ENOTFOUND) {
-		*out = dflt;
+		clear_err(ld->err);
+		if (k->required)
+			return fm_err(ld->err, FM_EFORMAT, ld->path, FM_NO_OFFSET,
+				      "missing metadata key '%s'", key);
+		if (k->type == AK_U32) {
+			int d = (int)k->dflt;
+			if (k->dflt_off >= 0)
+				d = *(const int *)((const char *)hp + k->dflt_off);
+			if (k->dflt_div_off >= 0) {
+				int q = *(const int *)((const char *)hp + k->dflt_div_off);
+				d = q ? d / q : 0;
+			}
+			*(int *)field = d;
+		} else if (k->type == AK_F32) {
+			*(float *)field = (float)k->dflt;
+		} else {
+			*(bool *)field = k->dflt != 0;
+		}
 		return 0;
 	}
-	return rc;
+	if (rc)
+		return rc;
+	if (k->type == AK_U32) {
+		if ((u == 0 && !k->zero_ok) || u > (1u << 30))
+			return fm_err(ld->err, FM_EFORMAT, ld->path, FM_NO_OFFSET,
+				      "metadata '%s' = %u is out of range", key, u);
+		*(int *)field = (int)u;
+	} else if (k->type == AK_F32) {
+		*(float *)field = x;
+	} else {
+		*(bool *)field = b;
+	}
+	return 0;
 }
 
 static int range_err(struct loader *ld, const char *what, uint64_t v, uint64_t max)
@@ -91,7 +100,7 @@ static int check_ranges(struct loader *ld)
 {
 	const struct hparams *hp = &ld->m->hp;
 	const struct { const char *key; int v; int max; } lim[] = {
-		{ "block_count", hp->n_layer, HP_MAX_LAYER },
+		{ "block_count", hp->n_block, HP_MAX_LAYER },
 		{ "embedding_length", hp->n_embd, HP_MAX_DIM },
 		{ "attention.head_count", hp->n_head, HP_MAX_DIM },
 		{ "attention.head_count_kv", hp->n_head_kv, HP_MAX_DIM },
@@ -99,6 +108,12 @@ static int check_ranges(struct loader *ld)
 		{ "expert_count", hp->n_expert, HP_MAX_EXPERT },
 		{ "expert_used_count", hp->n_expert_used, HP_MAX_EXPERT_USED },
 		{ "expert_feed_forward_length", hp->n_ff_exp, HP_MAX_DIM },
+		{ "expert_shared_feed_forward_length", hp->n_ff_shexp, HP_MAX_DIM },
+		{ "ssm.conv_kernel", hp->ssm_conv_k, 64 },
+		{ "ssm.state_size", hp->ssm_dk, HP_MAX_DIM },
+		{ "ssm.group_count", hp->ssm_nk, HP_MAX_DIM },
+		{ "ssm.time_step_rank", hp->ssm_nv, HP_MAX_DIM },
+		{ "ssm.inner_size", hp->ssm_inner, HP_MAX_FEATURES },
 	};
 	for (size_t i = 0; i < sizeof(lim) / sizeof(lim[0]); i++)
 		if (lim[i].v > lim[i].max)
@@ -112,6 +127,12 @@ static int check_ranges(struct loader *ld)
 			      "%s: %d heads (%d for keys and values) of %d make %llu query features, "
 			      "out of range (at most %d)", hp->arch_name, hp->n_head, hp->n_head_kv,
 			      hp->head_dim, (unsigned long long)(q > kv ? q : kv), HP_MAX_FEATURES);
+	uint64_t ch = 2 * (uint64_t)hp->ssm_nk * (uint64_t)hp->ssm_dk + (uint64_t)hp->ssm_inner;
+	if (ch > HP_MAX_FEATURES)
+		return fm_err(ld->err, FM_EFORMAT, ld->path, FM_NO_OFFSET,
+			      "%s: DeltaNet of %d key heads of %d and inner size %d: %llu channels, "
+			      "out of range (at most %d)", hp->arch_name, hp->ssm_nk, hp->ssm_dk,
+			      hp->ssm_inner, (unsigned long long)ch, HP_MAX_FEATURES);
 	if (!(isfinite(hp->rms_eps) && hp->rms_eps > 0.0f && hp->rms_eps < 1.0f))
 		return fm_err(ld->err, FM_EFORMAT, ld->path, FM_NO_OFFSET,
 			      "%s.attention.layer_norm_rms_epsilon = %g is out of range (0, 1)",
@@ -123,34 +144,58 @@ static int check_ranges(struct loader *ld)
 	return 0;
 }
 
+/* The DeltaNet's shape: value heads share key heads evenly, dv = inner / nv
+ * (llama.cpp uses state_size for both head sizes; a file where they differ
+ * is refused rather than read two ways). */
+static int check_ssm(struct loader *ld)
+{
+	struct hparams *hp = &ld->m->hp;
+	if (!hp->n_layer_kind[LAYER_GDN])
+		return 0;
+	if (hp->ssm_nv % hp->ssm_nk || hp->ssm_inner != hp->ssm_nv * hp->ssm_dk)
+		return fm_err(ld->err, FM_EFORMAT, ld->path, FM_NO_OFFSET,
+			      "%s: inconsistent DeltaNet sizes: %d value heads over %d key heads, "
+			      "state_size %d, inner_size %d (expected value heads x state_size)",
+			      hp->arch_name, hp->ssm_nv, hp->ssm_nk, hp->ssm_dk, hp->ssm_inner);
+	hp->ssm_dv = hp->ssm_inner / hp->ssm_nv;
+	return 0;
+}
+
+/* Which layer is which kind, and each layer's index among its kind (its
+ * KV rows or recurrent state). */
+static int read_layer_kinds(struct loader *ld)
+{
+	struct hparams *hp = &ld->m->hp;
+	int rc = hp->arch->layer_kinds(hp, ld->f, ld->path, ld->err);
+	if (rc)
+		return rc;
+	memset(hp->n_layer_kind, 0, sizeof(hp->n_layer_kind));
+	for (int il = 0; il < hp->n_layer; il++)
+		hp->state_slot[il] = (int16_t)hp->n_layer_kind[hp->layer_kind[il]]++;
+	return 0;
+}
+
 static int read_hparams(struct loader *ld, int n_expert_used)
 {
 	struct hparams *hp = &ld->m->hp;
+	const struct arch *a = hp->arch;
 	int rc = 0;
-	rc = rc ? rc : get_u32_req(ld, "block_count", &hp->n_layer);
-	rc = rc ? rc : get_u32_req(ld, "embedding_length", &hp->n_embd);
-	rc = rc ? rc : get_u32_req(ld, "attention.head_count", &hp->n_head);
-	rc = rc ? rc : get_u32_opt(ld, "attention.head_count_kv", &hp->n_head_kv, hp->n_head);
-	rc = rc ? rc : get_u32_opt(ld, "attention.key_length", &hp->head_dim,
-				   hp->n_head ? hp->n_embd / hp->n_head : 0);
-	rc = rc ? rc : get_u32_opt(ld, "rope.dimension_count", &hp->n_rot, hp->head_dim);
-	rc = rc ? rc : get_u32_req(ld, "expert_count", &hp->n_expert);
-	rc = rc ? rc : get_u32_req(ld, "expert_used_count", &hp->n_expert_used);
-	rc = rc ? rc : get_u32_opt(ld, "expert_feed_forward_length", &hp->n_ff_exp, 0);
-	rc = rc ? rc : get_u32_opt(ld, "context_length", &hp->n_ctx_train, 4096);
-	rc = rc ? rc : get_f32_opt(ld, "attention.layer_norm_rms_epsilon", &hp->rms_eps, 1e-6f);
-	rc = rc ? rc : get_f32_opt(ld, "rope.freq_base", &hp->rope_theta, 10000.0f);
+	for (int i = 0; !rc && i < a->n_keys; i++)
+		rc = read_key(ld, &a->keys[i]);
 	if (rc)
 		return rc;
-	int v_len;
-	rc = get_u32_opt(ld, "attention.value_length", &v_len, hp->head_dim);
-	if (rc)
-		return rc;
-	if (v_len != hp->head_dim)
+	if (hp->n_nextn >= hp->n_block)
+		return fm_err(ld->err, FM_EFORMAT, ld->path, FM_NO_OFFSET,
+			      "%s.nextn_predict_layers = %d leaves no decoder block of %d",
+			      hp->arch_name, hp->n_nextn, hp->n_block);
+	hp->n_layer = hp->n_block - hp->n_nextn;
+	if (hp->head_dim_v != hp->head_dim)
 		return fm_err(ld->err, FM_EUNSUPPORTED, ld->path, FM_NO_OFFSET,
-			      "value_length %d != key_length %d is not supported", v_len,
+			      "value_length %d != key_length %d is not supported", hp->head_dim_v,
 			      hp->head_dim);
 	rc = check_ranges(ld);
+	rc = rc ? rc : read_layer_kinds(ld);
+	rc = rc ? rc : check_ssm(ld);
 	if (rc)
 		return rc;
 	if (hp->n_head % hp->n_head_kv || hp->n_rot > hp->head_dim || hp->n_rot % 2 ||
@@ -166,21 +211,12 @@ static int read_hparams(struct loader *ld, int n_expert_used)
 				      n_expert_used, hp->n_expert);
 		hp->n_expert_used = n_expert_used;
 	}
-	hp->norm_topk = true;
-	bool b;
-	char key[128];
-	snprintf(key, sizeof(key), "%s.expert_weights_norm", hp->arch_name);
-	rc = gguf_get_bool(ld->f, key, &b, ld->err); /* a wrong type is an error */
-	if (rc == 0)
-		hp->norm_topk = b;
-	else if (rc != FM_ENOTFOUND)
-		return rc;
-	if (ld->err)
-		ld->err->code = 0;
 	return 0;
 }
 
-/* Look up a tensor and check its type is usable and its shape is ne[]. */
+/* ---- tensors ---- */
+
+/* Look up a tensor and check its shape is ne[]. */
 static const struct gguf_tensor_info *find_tensor(struct loader *ld, const char *name,
 						  int n_dims, const int64_t *ne, bool required,
 						  int64_t *index)
@@ -190,8 +226,8 @@ static const struct gguf_tensor_info *find_tensor(struct loader *ld, const char 
 		if (required)
 			fm_err(ld->err, FM_EFORMAT, ld->path, FM_NO_OFFSET,
 			       "missing tensor '%s'", name);
-		else if (ld->err)
-			ld->err->code = 0;
+		else
+			clear_err(ld->err);
 		return NULL;
 	}
 	const struct gguf_tensor_info *t = gguf_tensor(ld->f, (uint64_t)i);
@@ -210,8 +246,8 @@ static const struct gguf_tensor_info *find_tensor(struct loader *ld, const char 
 	return t;
 }
 
-static int bind_qmat(struct loader *ld, struct qmat *q, const char *name, int n_cols, int n_rows,
-		     bool required)
+static int bind_qmat(struct loader *ld, struct qmat *q, const char *name, int64_t n_cols,
+		     int64_t n_rows, bool required)
 {
 	int64_t ne[2] = { n_cols, n_rows }, idx;
 	const struct gguf_tensor_info *t = find_tensor(ld, name, 2, ne, required, &idx);
@@ -228,16 +264,16 @@ static int bind_qmat(struct loader *ld, struct qmat *q, const char *name, int n_
 			      "tensor '%s': type %s is not supported for matrices", name,
 			      ggml_type_get(t->type) ? ggml_type_get(t->type)->name : "?");
 	q->type = (enum ggml_type)t->type;
-	q->n_cols = n_cols;
-	q->n_rows = n_rows;
+	q->n_cols = (int)n_cols;
+	q->n_rows = (int)n_rows;
 	q->row_bytes = ggml_row_bytes(t->type, (uint64_t)n_cols);
 	q->data = gguf_tensor_data(ld->f, (uint64_t)idx);
 	ld->m->bytes_dense += t->size_bytes;
 	return 0;
 }
 
-static int bind_exps(struct loader *ld, struct qexps *q, const char *name, int n_cols,
-		     int n_rows, int n_expert)
+static int bind_exps(struct loader *ld, struct qexps *q, const char *name, int64_t n_cols,
+		     int64_t n_rows, int64_t n_expert)
 {
 	int64_t ne[3] = { n_cols, n_rows, n_expert }, idx;
 	const struct gguf_tensor_info *t = find_tensor(ld, name, 3, ne, true, &idx);
@@ -247,8 +283,8 @@ static int bind_exps(struct loader *ld, struct qexps *q, const char *name, int n
 		return fm_err(ld->err, FM_EUNSUPPORTED, ld->path, t->offset,
 			      "tensor '%s': type %u is not supported for experts", name, t->type);
 	q->type = (enum ggml_type)t->type;
-	q->n_cols = n_cols;
-	q->n_rows = n_rows;
+	q->n_cols = (int)n_cols;
+	q->n_rows = (int)n_rows;
 	q->row_bytes = ggml_row_bytes(t->type, (uint64_t)n_cols);
 	q->expert_bytes = q->row_bytes * (size_t)n_rows;
 	q->data = gguf_tensor_data(ld->f, (uint64_t)idx);
@@ -257,13 +293,16 @@ static int bind_exps(struct loader *ld, struct qexps *q, const char *name, int n
 	return 0;
 }
 
-/* A 1-D vector as f32: a pointer into the file when it is f32, else a copy. */
-static int bind_vec(struct loader *ld, const float **out, const char *name, int n)
+/* A vector (or small f32 table) as f32: a pointer into the file when it is
+ * f32, else a copy. */
+static int bind_vec(struct loader *ld, const float **out, const char *name, int n_dims,
+		    const int64_t *ne)
 {
-	int64_t ne[1] = { n }, idx;
-	const struct gguf_tensor_info *t = find_tensor(ld, name, 1, ne, true, &idx);
+	int64_t idx;
+	const struct gguf_tensor_info *t = find_tensor(ld, name, n_dims, ne, true, &idx);
 	if (!t)
 		return ld->err->code;
+	size_t n = (size_t)(t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]);
 	const void *src = gguf_tensor_data(ld->f, (uint64_t)idx);
 	ld->m->bytes_dense += t->size_bytes;
 	if (t->type == GGML_TYPE_F32) {
@@ -271,112 +310,129 @@ static int bind_vec(struct loader *ld, const float **out, const char *name, int 
 		return 0;
 	}
 	const struct kernels *k = kernels_get(KERNEL_ISA_REF);
-	if (!k->fmt[t->type].dequantize || ld->f32_used + (size_t)n > ld->f32_cap)
+	if (!k->fmt[t->type].dequantize || ld->f32_used + n > ld->f32_cap)
 		return fm_err(ld->err, FM_EUNSUPPORTED, ld->path, t->offset,
-			      "tensor '%s': type %u is not supported for norms", name, t->type);
+			      "tensor '%s': type %u is not supported for vectors", name, t->type);
 	float *dst = ld->m->f32_copies + ld->f32_used;
-	k->fmt[t->type].dequantize(src, dst, (size_t)n);
-	ld->f32_used += (size_t)n;
+	k->fmt[t->type].dequantize(src, dst, n);
+	ld->f32_used += n;
 	*out = dst;
 	return 0;
 }
 
-static int bind_layer(struct loader *ld, int il)
+/* Whether table entry t belongs to layer il (il < 0: the globals). */
+static bool entry_applies(const struct hparams *hp, const struct arch_tensor *t, int il)
 {
-	const struct hparams *hp = &ld->m->hp;
-	struct layer_weights *l = &ld->m->w.layers[il];
-	int q_dim = hp->n_head * hp->head_dim, kv_dim = hp->n_head_kv * hp->head_dim;
-	char name[96];
-	int rc = 0;
-#define NAME(s) (snprintf(name, sizeof(name), "blk.%d." s, il), name)
-	rc = rc ? rc : bind_vec(ld, &l->attn_norm, NAME("attn_norm.weight"), hp->n_embd);
-	rc = rc ? rc : bind_qmat(ld, &l->wq, NAME("attn_q.weight"), hp->n_embd, q_dim, true);
-	rc = rc ? rc : bind_qmat(ld, &l->wk, NAME("attn_k.weight"), hp->n_embd, kv_dim, true);
-	rc = rc ? rc : bind_qmat(ld, &l->wv, NAME("attn_v.weight"), hp->n_embd, kv_dim, true);
-	rc = rc ? rc : bind_qmat(ld, &l->wo, NAME("attn_output.weight"), q_dim, hp->n_embd, true);
-	rc = rc ? rc : bind_vec(ld, &l->q_norm, NAME("attn_q_norm.weight"), hp->head_dim);
-	rc = rc ? rc : bind_vec(ld, &l->k_norm, NAME("attn_k_norm.weight"), hp->head_dim);
-	rc = rc ? rc : bind_vec(ld, &l->ffn_norm, NAME("ffn_norm.weight"), hp->n_embd);
-	rc = rc ? rc : bind_qmat(ld, &l->router, NAME("ffn_gate_inp.weight"), hp->n_embd,
-				 hp->n_expert, true);
-	rc = rc ? rc : bind_exps(ld, &l->gate, NAME("ffn_gate_exps.weight"), hp->n_embd,
-				 hp->n_ff_exp, hp->n_expert);
-	rc = rc ? rc : bind_exps(ld, &l->up, NAME("ffn_up_exps.weight"), hp->n_embd,
-				 hp->n_ff_exp, hp->n_expert);
-	rc = rc ? rc : bind_exps(ld, &l->down, NAME("ffn_down_exps.weight"), hp->n_ff_exp,
-				 hp->n_embd, hp->n_expert);
-#undef NAME
-	return rc;
+	if (il < 0)
+		return t->kinds == 0;
+	return (t->kinds & LAYER_MASK(hp->layer_kind[il])) != 0;
 }
 
-/* n_ff_exp may be absent from old files: take it from the gate tensor. */
-static int infer_ff_exp(struct loader *ld)
+static void entry_shape(const struct hparams *hp, const struct arch_tensor *t, int64_t ne[3])
 {
-	struct hparams *hp = &ld->m->hp;
-	if (hp->n_ff_exp)
+	for (int d = 0; d < 3; d++)
+		ne[d] = d < t->n_dims ? (int64_t)arch_dim_value(hp, t->ne[d]) : 1;
+}
+
+static void *entry_slot(struct model *m, const struct arch_tensor *t, int il)
+{
+	char *base = il < 0 ? (char *)&m->w : (char *)&m->w.layers[il];
+	return base + t->off;
+}
+
+static int bind_entry(struct loader *ld, const struct arch_tensor *t, int il)
+{
+	char name[96];
+	int64_t ne[3];
+	snprintf(name, sizeof(name), t->name, il);
+	entry_shape(&ld->m->hp, t, ne);
+	void *slot = entry_slot(ld->m, t, il);
+	switch (t->slot) {
+	case SLOT_MAT:
+		return bind_qmat(ld, slot, name, ne[0], ne[1], !(t->flags & AT_OPTIONAL));
+	case SLOT_VEC:
+		return bind_vec(ld, slot, name, t->n_dims, ne);
+	case SLOT_EXPS:
+		return bind_exps(ld, slot, name, ne[0], ne[1], ne[2]);
+	}
+	return FM_EINVAL;
+}
+
+/* n_ff_exp (and n_ff_shexp) may be absent from a file: take them from the
+ * first layer's tensors, as llama.cpp does. */
+static int infer_width(struct loader *ld, int *field, const char *name)
+{
+	if (*field)
 		return 0;
-	int64_t i = gguf_find_tensor(ld->f, "blk.0.ffn_gate_exps.weight");
+	int64_t i = gguf_find_tensor(ld->f, name);
 	if (i < 0)
-		return fm_err(ld->err, FM_EFORMAT, ld->path, FM_NO_OFFSET,
-			      "missing tensor 'blk.0.ffn_gate_exps.weight'");
+		return fm_err(ld->err, FM_EFORMAT, ld->path, FM_NO_OFFSET, "missing tensor '%s'",
+			      name);
 	uint64_t ff = gguf_tensor(ld->f, (uint64_t)i)->ne[1];
-	if (ff == 0 || ff > (1u << 30))
-		return fm_err(ld->err, FM_EFORMAT, ld->path, FM_NO_OFFSET, "bad expert width %llu",
-			      (unsigned long long)ff);
-	hp->n_ff_exp = (int)ff;
+	if (ff == 0 || ff > HP_MAX_DIM)
+		return fm_err(ld->err, FM_EFORMAT, ld->path, FM_NO_OFFSET, "%s: bad width %llu",
+			      name, (unsigned long long)ff);
+	*field = (int)ff;
 	return 0;
 }
 
 /* Every tensor of the file must be one the architecture binds: a tensor of
  * a layer >= block_count, a misspelt name or another architecture's tensor
- * means the file is not what its metadata says (llama.cpp refuses it too). */
+ * means the file is not what its metadata says (llama.cpp refuses it too).
+ * The MTP blocks (after the decoder's) are kept in the file, not run. */
 static int check_all_bound(struct loader *ld)
 {
+	const struct hparams *hp = &ld->m->hp;
 	for (uint64_t i = 0; i < gguf_n_tensors(ld->f); i++) {
 		if (ld->bound[i])
 			continue;
 		const struct gguf_tensor_info *t = gguf_tensor(ld->f, i);
+		int blk = -1;
+		if (sscanf(t->name_z, "blk.%d.", &blk) == 1 && blk >= hp->n_layer &&
+		    blk < hp->n_block)
+			continue;
 		return fm_err(ld->err, FM_EFORMAT, ld->path, t->offset,
 			      "tensor '%.*s' is not used by %s with %d layers (a tensor of another "
 			      "layer count or architecture?)", (int)t->name.len, t->name.ptr,
-			      ld->m->hp.arch_name, ld->m->hp.n_layer);
+			      hp->arch_name, hp->n_layer);
 	}
 	return 0;
 }
 
-/* Floats needed for f32 copies of the norm vectors stored in another type:
- * counted from the file (only tensors of the expected length count; a wrong
+/* Floats needed for f32 copies of the vectors stored in another type:
+ * counted from the file (only tensors of the expected size count; a wrong
  * one is refused when bound), so a huge head_dim in the metadata allocates
  * nothing before the shapes are checked. */
 static size_t f32_copies_needed(struct loader *ld)
 {
 	const struct hparams *hp = &ld->m->hp;
-	static const char *const per_layer[] = { "attn_norm", "ffn_norm", "attn_q_norm",
-						 "attn_k_norm" };
+	const struct arch *a = hp->arch;
 	size_t need = 0;
 	char name[96];
 	for (int il = -1; il < hp->n_layer; il++) {
-		for (int j = 0; j < (il < 0 ? 1 : 4); j++) {
-			if (il < 0)
-				snprintf(name, sizeof(name), "output_norm.weight");
-			else
-				snprintf(name, sizeof(name), "blk.%d.%s.weight", il, per_layer[j]);
-			int64_t i = gguf_find_tensor(ld->f, name);
+		for (int j = 0; j < a->n_tensors; j++) {
+			const struct arch_tensor *t = &a->tensors[j];
+			if (t->slot != SLOT_VEC || !entry_applies(hp, t, il))
+				continue;
+			snprintf(name, sizeof(name), t->name, il);
+			int64_t i = gguf_find_tensor(ld->f, name), ne[3];
 			if (i < 0)
 				continue;
-			const struct gguf_tensor_info *t = gguf_tensor(ld->f, (uint64_t)i);
-			uint64_t want = j < 2 ? (uint64_t)hp->n_embd : (uint64_t)hp->head_dim;
-			if (t->type != GGML_TYPE_F32 && t->ne[0] == want)
+			const struct gguf_tensor_info *ti = gguf_tensor(ld->f, (uint64_t)i);
+			entry_shape(hp, t, ne);
+			uint64_t want = (uint64_t)ne[0] * (uint64_t)ne[1] * (uint64_t)ne[2];
+			if (ti->type != GGML_TYPE_F32 && ti->ne[0] * ti->ne[1] * ti->ne[2] == want)
 				need += (size_t)want;
 		}
 	}
 	return need;
 }
 
-static int bind_globals(struct loader *ld)
+static int bind_all(struct loader *ld)
 {
 	struct model *m = ld->m;
 	struct hparams *hp = &m->hp;
+	const struct arch *a = hp->arch;
 	int64_t i = gguf_find_tensor(ld->f, "token_embd.weight");
 	if (i < 0)
 		return fm_err(ld->err, FM_EFORMAT, ld->path, FM_NO_OFFSET,
@@ -387,17 +443,20 @@ static int bind_globals(struct loader *ld)
 			      "token_embd.weight: vocabulary of %llu rows is out of range",
 			      (unsigned long long)n_vocab);
 	hp->n_vocab = (int)n_vocab;
-	int rc = bind_qmat(ld, &m->w.tok_embd, "token_embd.weight", hp->n_embd, hp->n_vocab, true);
-	if (!rc)
-		rc = bind_vec(ld, &m->w.output_norm, "output_norm.weight", hp->n_embd);
-	if (rc)
-		return rc;
-	rc = bind_qmat(ld, &m->w.output, "output.weight", hp->n_embd, hp->n_vocab, false);
-	if (rc == FM_ENOTFOUND) { /* tied embeddings */
-		m->w.output = m->w.tok_embd;
-		rc = 0;
+	int rc = 0;
+	for (int il = -1; !rc && il < hp->n_layer; il++) {
+		for (int j = 0; !rc && j < a->n_tensors; j++) {
+			if (!entry_applies(hp, &a->tensors[j], il))
+				continue;
+			rc = bind_entry(ld, &a->tensors[j], il);
+			if (rc == FM_ENOTFOUND && il < 0 && a->tensors[j].off ==
+						  offsetof(struct model_weights, output)) {
+				m->w.output = m->w.tok_embd; /* tied embeddings */
+				rc = 0;
+			}
+		}
 	}
-	return rc;
+	return rc ? rc : check_all_bound(ld);
 }
 
 /* The tensor bytes outside the 3-D expert tensors, for messages. */
@@ -412,6 +471,25 @@ static double dense_estimate_mib(const struct gguf_file *f)
 	return b / 1048576.0;
 }
 
+static int read_arch(struct loader *ld)
+{
+	struct hparams *hp = &ld->m->hp;
+	struct gguf_str arch;
+	int rc = gguf_get_str(ld->f, "general.architecture", &arch, ld->err);
+	if (rc == FM_ENOTFOUND)
+		return fm_err(ld->err, FM_EFORMAT, ld->path, FM_NO_OFFSET,
+			      "missing metadata key 'general.architecture'");
+	if (rc)
+		return rc;
+	hp->arch = arch_find(arch.ptr, arch.len);
+	if (!hp->arch)
+		return fm_err(ld->err, FM_EUNSUPPORTED, ld->path, FM_NO_OFFSET,
+			      "architecture '%.*s' is not supported (supported: %s)",
+			      (int)(arch.len > 64 ? 64 : arch.len), arch.ptr, arch_names());
+	snprintf(hp->arch_name, sizeof(hp->arch_name), "%s", hp->arch->name);
+	return 0;
+}
+
 int model_load(struct model *m, struct gguf_file *f, int n_expert_used, struct fm_mem *mem,
 	       struct fm_error *err)
 {
@@ -419,30 +497,21 @@ int model_load(struct model *m, struct gguf_file *f, int n_expert_used, struct f
 	m->file = f;
 	m->mem = mem;
 	struct loader ld = { .m = m, .f = f, .err = err, .path = gguf_path(f) };
-	struct gguf_str arch;
-	int rc = gguf_get_str(f, "general.architecture", &arch, err);
-	if (rc == FM_ENOTFOUND)
-		return fm_err(err, FM_EFORMAT, ld.path, FM_NO_OFFSET,
-			      "missing metadata key 'general.architecture'");
+	int rc = read_arch(&ld);
+	rc = rc ? rc : read_hparams(&ld, n_expert_used);
+	rc = rc ? rc : infer_width(&ld, &m->hp.n_ff_exp, "blk.0.ffn_gate_exps.weight");
+	if (!rc && (m->hp.arch->flags & ARCH_SHARED_EXPERT))
+		rc = infer_width(&ld, &m->hp.n_ff_shexp, "blk.0.ffn_gate_shexp.weight");
 	if (rc)
 		return rc;
-	if (arch.len != 8 || memcmp(arch.ptr, "qwen3moe", 8))
-		return fm_err(err, FM_EUNSUPPORTED, ld.path, FM_NO_OFFSET,
-			      "architecture '%.*s' is not supported (supported: qwen3moe)",
-			      (int)(arch.len > 64 ? 64 : arch.len), arch.ptr);
-	m->hp.arch = ARCH_QWEN3MOE;
-	snprintf(m->hp.arch_name, sizeof(m->hp.arch_name), "qwen3moe");
-	rc = read_hparams(&ld, n_expert_used);
-	if (!rc)
-		rc = infer_ff_exp(&ld);
-	if (rc)
-		return rc;
-	/* norm vectors that are not f32 need f32 copies */
-	ld.f32_cap = f32_copies_needed(&ld);
-	m->f32_copies_bytes = ld.f32_cap * sizeof(float);
-	m->f32_copies = fm_alloc(mem, m->f32_copies_bytes);
 	m->w.layers = calloc((size_t)m->hp.n_layer, sizeof(*m->w.layers));
 	ld.bound = calloc(gguf_n_tensors(f) + 1, 1);
+	if (m->w.layers && ld.bound) {
+		/* vectors that are not f32 need f32 copies */
+		ld.f32_cap = f32_copies_needed(&ld);
+		m->f32_copies_bytes = ld.f32_cap * sizeof(float);
+		m->f32_copies = fm_alloc(mem, m->f32_copies_bytes);
+	}
 	if (!m->f32_copies || !m->w.layers || !ld.bound) {
 		rc = mem && mem->budget_bytes
 			? fm_err(err, FM_ENOMEM, ld.path, FM_NO_OFFSET,
@@ -452,11 +521,7 @@ int model_load(struct model *m, struct gguf_file *f, int n_expert_used, struct f
 			: fm_err(err, FM_ENOMEM, ld.path, FM_NO_OFFSET, "out of memory binding tensors");
 		goto fail;
 	}
-	rc = bind_globals(&ld);
-	for (int il = 0; !rc && il < m->hp.n_layer; il++)
-		rc = bind_layer(&ld, il);
-	if (!rc)
-		rc = check_all_bound(&ld);
+	rc = bind_all(&ld);
 	if (rc)
 		goto fail;
 	free(ld.bound);
@@ -571,34 +636,38 @@ int model_copy_dense(struct model *m, struct fm_error *err)
 		return fm_err(err, -errno, r.path, FM_NO_OFFSET, "%s", strerror(errno));
 	posix_fadvise(r.fd, 0, 0, POSIX_FADV_RANDOM);
 	r.bounce = fm_alloc(m->mem, DENSE_CHUNK + 4096);
-	m->copies = calloc(8 + 12u * (size_t)m->hp.n_layer, sizeof(*m->copies));
+	const struct arch *a = m->hp.arch;
+	m->copies = calloc(4 + (size_t)a->n_tensors * ((size_t)m->hp.n_layer + 1),
+			   sizeof(*m->copies));
 	int rc = m->copies && r.bounce ? 0 : FM_ENOMEM;
 	struct model_weights *w = &m->w;
 	bool tied = w->output.data == w->tok_embd.data;
-	rc = rc ? rc : copy_one(m, &r, base, &w->tok_embd.data, qmat_bytes(&w->tok_embd), err);
+	/* every dense matrix of the table; the f32 vectors that still point into
+	 * the mapping too, so no page of the file is ever faulted in (and read
+	 * around) again */
+	for (int il = -1; !rc && il < m->hp.n_layer; il++) {
+		for (int j = 0; !rc && j < a->n_tensors; j++) {
+			const struct arch_tensor *t = &a->tensors[j];
+			if (!entry_applies(&m->hp, t, il) || t->slot == SLOT_EXPS)
+				continue;
+			void *slot = entry_slot(m, t, il);
+			if (t->slot == SLOT_MAT) {
+				struct qmat *q = slot;
+				if (tied && q == &w->output)
+					continue;
+				rc = copy_one(m, &r, base, &q->data, qmat_bytes(q), err);
+				continue;
+			}
+			const float **v = slot;
+			int64_t ne[3];
+			entry_shape(&m->hp, t, ne);
+			if (in_mapping(m, *v))
+				rc = copy_one(m, &r, base, (const uint8_t **)v,
+					      (size_t)(ne[0] * ne[1] * ne[2]) * sizeof(float), err);
+		}
+	}
 	if (tied)
 		w->output.data = w->tok_embd.data;
-	else
-		rc = rc ? rc : copy_one(m, &r, base, &w->output.data, qmat_bytes(&w->output), err);
-	for (int il = 0; !rc && il < m->hp.n_layer; il++) {
-		struct layer_weights *l = &w->layers[il];
-		struct qmat *mats[5] = { &l->wq, &l->wk, &l->wv, &l->wo, &l->router };
-		for (int i = 0; !rc && i < 5; i++)
-			rc = copy_one(m, &r, base, &mats[i]->data, qmat_bytes(mats[i]), err);
-	}
-	/* the f32 norm vectors still point into the mapping: copy them too, so
-	 * no page of the file is ever faulted in (and read around) again */
-	size_t H = (size_t)m->hp.n_embd * sizeof(float), D = (size_t)m->hp.head_dim * sizeof(float);
-	if (!rc && in_mapping(m, w->output_norm))
-		rc = copy_one(m, &r, base, (const uint8_t **)&w->output_norm, H, err);
-	for (int il = 0; !rc && il < m->hp.n_layer; il++) {
-		struct layer_weights *l = &w->layers[il];
-		const float **v[4] = { &l->attn_norm, &l->ffn_norm, &l->q_norm, &l->k_norm };
-		size_t sz[4] = { H, H, D, D };
-		for (int i = 0; !rc && i < 4; i++)
-			if (in_mapping(m, *v[i]))
-				rc = copy_one(m, &r, base, (const uint8_t **)v[i], sz[i], err);
-	}
 	fm_free(m->mem, r.bounce, DENSE_CHUNK + 4096);
 	close(r.fd);
 	if (rc == FM_ENOMEM && err && !err->msg[0])

@@ -14,18 +14,37 @@
 #include "matmul.h"
 #include "util.h"
 
-enum model_arch { ARCH_QWEN3MOE };
+#include "arch/arch.h"
+
+/* Bounds on the hyperparameters, far above any released model (Qwen3.5-397B:
+ * 60 layers, 512 experts of which 10 used, hidden 4096, 32 heads of 256) and
+ * low enough that every size derived from them (a batch's query rows, the
+ * (token, expert) pairs of a batch) stays far inside an int. */
+#define HP_MAX_LAYER 4096
+#define HP_MAX_EXPERT 65536
+#define HP_MAX_EXPERT_USED 1024
+#define HP_MAX_DIM (1 << 20)       /* n_embd, head_dim, n_ff_exp, head counts */
+#define HP_MAX_FEATURES (1 << 22)  /* n_head * head_dim, DeltaNet channels */
 
 struct hparams {
-	enum model_arch arch;
+	const struct arch *arch;
 	char arch_name[32];
-	int n_vocab, n_embd, n_layer;
-	int n_head, n_head_kv, head_dim; /* key_length == value_length */
+	int n_vocab, n_embd, n_layer;    /* n_layer: decoder blocks (block_count less MTP) */
+	int n_block;                     /* block_count as written (MTP blocks included) */
+	int n_head, n_head_kv, head_dim; /* key_length */
+	int head_dim_v;                  /* value_length: == head_dim */
 	int n_rot;                       /* rotary dims (<= head_dim) */
-	int n_expert, n_expert_used, n_ff_exp;
+	int n_expert, n_expert_used, n_ff_exp, n_ff_shexp;
 	int n_ctx_train;
 	float rms_eps, rope_theta;
 	bool norm_topk;                  /* renormalise the top-k weights */
+	/* Gated DeltaNet (architectures.md §6.3): nk key heads of dk, nv value
+	 * heads of dv = ssm_inner / nv, conv kernel ssm_conv_k */
+	int ssm_conv_k, ssm_dk, ssm_nk, ssm_nv, ssm_inner, ssm_dv;
+	int full_attn_interval, n_nextn;
+	uint8_t layer_kind[HP_MAX_LAYER];   /* enum layer_kind of each layer */
+	int16_t state_slot[HP_MAX_LAYER];   /* index among the layers of its kind */
+	int n_layer_kind[LAYER_KIND_COUNT];
 };
 
 /* A 3-D expert tensor {n_cols, n_rows, n_expert}: expert e's matrix is the
@@ -38,16 +57,32 @@ struct qexps {
 	uint64_t file_offset;  /* absolute offset of expert 0 */
 };
 
+/* One layer's weights; which are bound depends on its kind (arch tables). */
 struct layer_weights {
 	const float *attn_norm;       /* [n_embd] */
-	struct qmat wq;               /* [n_head*head_dim][n_embd] */
+	/* attention layers */
+	struct qmat wq;               /* [n_head*head_dim (x2 gated: q | gate per head)][n_embd] */
 	struct qmat wk, wv;           /* [n_head_kv*head_dim][n_embd] */
 	struct qmat wo;               /* [n_embd][n_head*head_dim] */
 	const float *q_norm, *k_norm; /* [head_dim] */
-	const float *ffn_norm;        /* [n_embd] */
+	/* Gated DeltaNet layers */
+	struct qmat ssm_qkv;          /* [2*nk*dk + nv*dv][n_embd]: q | k | v */
+	struct qmat ssm_z;            /* [nv*dv][n_embd] the output gate */
+	struct qmat ssm_ba;           /* [2*nv][n_embd] per key group [b x r | a x r] (qwen3next) */
+	struct qmat ssm_beta, ssm_alpha; /* [nv][n_embd] (qwen35moe) */
+	const float *ssm_conv;        /* [channels][conv_k] */
+	const float *ssm_dt;          /* [nv] dt bias */
+	const float *ssm_a;           /* [nv] -exp(A_log) */
+	const float *ssm_norm;        /* [dv] */
+	struct qmat ssm_out;          /* [n_embd][nv*dv] */
+	/* every layer: the MoE */
+	const float *ffn_norm;        /* [n_embd] (post_attention_norm in the hybrids) */
 	struct qmat router;           /* [n_expert][n_embd] */
 	struct qexps gate, up;        /* [n_expert][n_ff_exp][n_embd] */
 	struct qexps down;            /* [n_expert][n_embd][n_ff_exp] */
+	struct qmat sh_gate, sh_up;   /* [n_ff_shexp][n_embd] shared expert */
+	struct qmat sh_down;          /* [n_embd][n_ff_shexp] */
+	const float *sh_gate_inp;     /* [n_embd] its sigmoid gate */
 };
 
 struct model_weights {

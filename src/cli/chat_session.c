@@ -15,7 +15,8 @@
  *      <think> block of old answers) keeps less;
  *   3. tokenizes the rest of the text after the kept ids;
  *   4. cuts the cache to the common prefix of the cached and the new ids
- *      (fm_ctx_truncate) and evaluates the rest.
+ *      (fm_ctx_rewind: a model with recurrent layers may go back further, to
+ *      where its state was kept) and evaluates the rest.
  * Messages are stored as the tokenizer would spell them (NFC, no NUL bytes),
  * so that the rendering of old turns matches their ids byte for byte.
  */
@@ -232,9 +233,10 @@ static int prefill(struct chat_session *s, const int32_t *ids, int n)
 	/* n - 1 at most: the last token is evaluated again for its logits */
 	while (keep < n_past && keep < n - 1 && ids[keep] == s->ids[keep])
 		keep++;
-	int rc = fm_ctx_truncate(s->c, keep);
-	if (rc)
+	int rc = fm_ctx_rewind(s->c, keep);
+	if (rc < 0)
 		return rc;
+	keep = rc;
 	if (s->o.verbose)
 		fprintf(stderr, "[turn %d: %d new tokens, %d reused from cache]\n", s->turn, n - keep,
 			keep);

@@ -6,9 +6,11 @@
 #include "cli.h"
 
 static const char usage_text[] =
-	"usage: flashmoe gen-tiny --out FILE [--arch qwen3moe] [--seed N] [--type f32|f16|bf16|q8_0|q4_0|q4_k|q5_k|q6_k|q3_k|q2_k]\n"
-	"       [--layers N] [--hidden N] [--heads N] [--kv-heads N] [--head-dim N] [--experts N]\n"
-	"       [--experts-used N] [--expert-ff N] [--vocab N] [--ctx N] [--tied]\n";
+	"usage: flashmoe gen-tiny --out FILE [--arch qwen3moe|qwen3next|qwen35moe] [--seed N]\n"
+	"       [--type f32|f16|bf16|q8_0|q4_0|q4_k|q5_k|q6_k|q3_k|q2_k]\n"
+	"       [--layers N] [--hidden N] [--heads N] [--kv-heads N] [--head-dim N] [--rot N] [--experts N]\n"
+	"       [--experts-used N] [--expert-ff N] [--vocab N] [--ctx N] [--tied]\n"
+	"       hybrids: [--shared-ff N] [--ssm-state N] [--ssm-groups N] [--ssm-heads N] [--full-attn-interval N]\n";
 
 struct dim_flag {
 	const char *flag;
@@ -28,6 +30,12 @@ int cmd_gen_tiny(int argc, char **argv)
 		{ "--expert-ff", offsetof(struct fm_tiny_params, n_ff_expert) },
 		{ "--vocab", offsetof(struct fm_tiny_params, n_vocab) },
 		{ "--ctx", offsetof(struct fm_tiny_params, n_ctx) },
+		{ "--rot", offsetof(struct fm_tiny_params, n_rot) },
+		{ "--shared-ff", offsetof(struct fm_tiny_params, n_ff_shared) },
+		{ "--ssm-state", offsetof(struct fm_tiny_params, ssm_state) },
+		{ "--ssm-groups", offsetof(struct fm_tiny_params, ssm_groups) },
+		{ "--ssm-heads", offsetof(struct fm_tiny_params, ssm_heads) },
+		{ "--full-attn-interval", offsetof(struct fm_tiny_params, full_attn_interval) },
 	};
 	struct fm_tiny_params p;
 	fm_tiny_params_default(&p);
