@@ -359,11 +359,22 @@ static int bind_entry(struct loader *ld, const struct arch_tensor *t, int il)
 }
 
 /* n_ff_exp (and n_ff_shexp) may be absent from a file: take them from the
- * first layer's tensors, as llama.cpp does. */
-static int infer_width(struct loader *ld, int *field, const char *name)
+ * first layer's tensor whose rows the table measures in that dim, as
+ * llama.cpp does. */
+static int infer_width(struct loader *ld, int *field, enum arch_dim dim)
 {
-	if (*field)
+	const struct hparams *hp = &ld->m->hp;
+	const struct arch_tensor *t = NULL;
+	for (int j = 0; !t && j < hp->arch->n_tensors; j++)
+		if (hp->arch->tensors[j].ne[1] == dim && hp->arch->tensors[j].kinds)
+			t = &hp->arch->tensors[j];
+	if (*field || !t)
 		return 0;
+	int il = 0;
+	while (il < hp->n_layer && !(t->kinds & LAYER_MASK(hp->layer_kind[il])))
+		il++;
+	char name[96];
+	snprintf(name, sizeof(name), t->name, il);
 	int64_t i = gguf_find_tensor(ld->f, name);
 	if (i < 0)
 		return fm_err(ld->err, FM_EFORMAT, ld->path, FM_NO_OFFSET, "missing tensor '%s'",
@@ -499,9 +510,8 @@ int model_load(struct model *m, struct gguf_file *f, int n_expert_used, struct f
 	struct loader ld = { .m = m, .f = f, .err = err, .path = gguf_path(f) };
 	int rc = read_arch(&ld);
 	rc = rc ? rc : read_hparams(&ld, n_expert_used);
-	rc = rc ? rc : infer_width(&ld, &m->hp.n_ff_exp, "blk.0.ffn_gate_exps.weight");
-	if (!rc && (m->hp.arch->flags & ARCH_SHARED_EXPERT))
-		rc = infer_width(&ld, &m->hp.n_ff_shexp, "blk.0.ffn_gate_shexp.weight");
+	rc = rc ? rc : infer_width(&ld, &m->hp.n_ff_exp, DIM_FF_EXP);
+	rc = rc ? rc : infer_width(&ld, &m->hp.n_ff_shexp, DIM_FF_SHEXP);
 	if (rc)
 		return rc;
 	m->w.layers = calloc((size_t)m->hp.n_layer, sizeof(*m->w.layers));
