@@ -237,6 +237,8 @@ struct fm_tiny_params {
 	int n_ff_shared;         /* shared expert width (hybrids) */
 	int ssm_state, ssm_groups, ssm_heads; /* DeltaNet: head size, key heads, value heads */
 	int full_attn_interval;  /* every Nth layer is attention (hybrids) */
+	int expert_pool;         /* > 0: draw this many distinct experts per tensor and
+				  * repeat them (big benchmark files, made faster) */
 };
 FM_API void fm_tiny_params_default(struct fm_tiny_params *p);
 /* Write a random-weight GGUF model with a valid byte-level BPE vocabulary. */

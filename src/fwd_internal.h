@@ -81,8 +81,9 @@ struct fwd {
 	int32_t *guess;              /* [B*K] */
 };
 
-/* Tokens per chunk of the DeltaNet's chunked prefill (HF and FLA: 64). */
-#define FWD_GDN_CHUNK 64
+/* Tokens per chunk of the DeltaNet's chunked prefill (HF and FLA use 64;
+ * gdn.c measured 32 the fastest here: bench/bench_gdn.c) */
+#define FWD_GDN_CHUNK GDN_CHUNK
 
 void act_reset(struct act_buf *a, const float *src, int n, int n_tok);
 /* y[t] = W x[t] for the rows held in f->act, added to the job in f->job. */

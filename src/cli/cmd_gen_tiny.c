@@ -10,7 +10,8 @@ static const char usage_text[] =
 	"       [--type f32|f16|bf16|q8_0|q4_0|q4_k|q5_k|q6_k|q3_k|q2_k]\n"
 	"       [--layers N] [--hidden N] [--heads N] [--kv-heads N] [--head-dim N] [--rot N] [--experts N]\n"
 	"       [--experts-used N] [--expert-ff N] [--vocab N] [--ctx N] [--tied]\n"
-	"       hybrids: [--shared-ff N] [--ssm-state N] [--ssm-groups N] [--ssm-heads N] [--full-attn-interval N]\n";
+	"       hybrids: [--shared-ff N] [--ssm-state N] [--ssm-groups N] [--ssm-heads N] [--full-attn-interval N]\n"
+	"       [--expert-pool N] (benchmark files: N distinct experts per tensor, repeated)\n";
 
 struct dim_flag {
 	const char *flag;
@@ -36,6 +37,7 @@ int cmd_gen_tiny(int argc, char **argv)
 		{ "--ssm-groups", offsetof(struct fm_tiny_params, ssm_groups) },
 		{ "--ssm-heads", offsetof(struct fm_tiny_params, ssm_heads) },
 		{ "--full-attn-interval", offsetof(struct fm_tiny_params, full_attn_interval) },
+		{ "--expert-pool", offsetof(struct fm_tiny_params, expert_pool) },
 	};
 	struct fm_tiny_params p;
 	fm_tiny_params_default(&p);
