@@ -9,12 +9,13 @@
 #include "cli.h"
 
 static const char usage_text[] =
-	"usage: flashmoe bench -m MODEL [-p 512] [-n 128] [-t N] [--json] [--seed S]\n"
+	"usage: flashmoe bench -m MODEL [-p 512] [-n 128] [-b N] [-t N] [--json] [--seed S]\n"
 	"       [--mem SIZE] [--isa ref|avx2|avx512] [--experts-per-token K] [--kv-type f32|f16] [--stats]\n";
 
 struct bench_opts {
 	struct cli_model_opts mo;
 	int n_prompt, n_gen;
+	int n_batch;           /* prompt tokens per fm_eval; 0 = all at once */
 	uint64_t seed;
 	bool json, stats;
 };
@@ -38,6 +39,10 @@ static int parse(struct bench_opts *b, int argc, char **argv)
 				return -1;
 		} else if (!strcmp(a, "-n") || !strcmp(a, "--n-gen")) {
 			if (!(v = cli_next("bench", argc, argv, &i)) || !cli_int("bench", a, v, 0, 1 << 20, &b->n_gen))
+				return -1;
+		} else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
+			/* as llama-bench's -b; 1 = the prompt token by token */
+			if (!(v = cli_next("bench", argc, argv, &i)) || !cli_int("bench", a, v, 1, 1 << 20, &b->n_batch))
 				return -1;
 		} else if (!strcmp(a, "--seed")) {
 			if (!(v = cli_next("bench", argc, argv, &i)) || !cli_u64("bench", a, v, &b->seed))
@@ -79,8 +84,10 @@ static int run(struct bench_opts *b, struct fm_model *m, struct fm_ctx *c, float
 	if (fm_eval(c, ids, np < 8 ? np : 8, logits, false, &err) || fm_ctx_truncate(c, 0))
 		goto fail;
 	fm_reset_stats(m);
-	if (fm_eval(c, ids, np, logits, false, &err))
-		goto fail;
+	int step = b->n_batch > 0 ? b->n_batch : np;
+	for (int i = 0; i < np; i += step)
+		if (fm_eval(c, ids + i, np - i < step ? np - i : step, logits, false, &err))
+			goto fail;
 	struct fm_stats st;
 	fm_get_stats(m, &st);
 	*pp_s = st.prompt_s + st.gen_s;
@@ -128,8 +135,8 @@ int cmd_bench(int argc, char **argv)
 	double pp = pp_s > 0 ? b.n_prompt / pp_s : 0, tg = tg_s > 0 ? b.n_gen / tg_s : 0;
 	if (b.json)
 		printf("{\"model\":\"%s\",\"isa\":\"%s\",\"threads\":%d,\"n_prompt\":%d,\"n_gen\":%d,"
-		       "\"pp_tok_s\":%.3f,\"tg_tok_s\":%.3f,\"bytes_expert\":%llu,\"bytes_dense\":%llu}\n",
-		       b.mo.model, in->isa, in->n_threads, b.n_prompt, b.n_gen, pp, tg,
+		       "\"n_batch\":%d,\"pp_tok_s\":%.3f,\"tg_tok_s\":%.3f,\"bytes_expert\":%llu,\"bytes_dense\":%llu}\n",
+		       b.mo.model, in->isa, in->n_threads, b.n_prompt, b.n_gen, b.n_batch, pp, tg,
 		       (unsigned long long)in->bytes_expert, (unsigned long long)in->bytes_dense);
 	else
 		printf("model %s  isa %s  threads %d\n  pp%d: %.2f tok/s\n  tg%d: %.2f tok/s\n", b.mo.model,
