@@ -23,6 +23,25 @@
 #     >= 95%; a wrong dequantizer or dot product gives KL ~0.1 and more.
 #   - the shipped trained model (Q3_K/Q8_0) over real text: KL <= 1e-3, top-1
 #     >= 97% (measured 1.1e-4, 98.8%).
+#   - the hybrids (Gated DeltaNet + gated attention + shared expert): random
+#     qwen3next (DeltaNet layers 0-2, attention at 3) and qwen35moe (attention
+#     at 1 and 3) files, 160 tokens in one batch (both engines' DeltaNet
+#     prefill works in chunks of 64: 64+64+32). Made by gen-tiny at each type,
+#     not by `flashmoe quantize`, which writes ssm_conv1d as F16: llama.cpp's
+#     llama-quantize keeps it F32 and its ssm_conv aborts on anything else.
+#     F32: max rel <= 1e-4, median <= 2e-5, KL <= 1e-9 (measured qwen3next
+#     1.5e-6, median 5.6e-7, KL 2e-13; qwen35moe 1.3e-5, 5.2e-6, 1.7e-11,
+#     seeds 4-8 up to 3.7e-5). qwen35moe's excess is not rounding: gen-tiny's
+#     rope.dimension_sections [4,2,2,0] leave rotary pair 7 of 8 on IMROPE's
+#     e stream (unrotated for text) in llama.cpp, and flashmoe rotates it as
+#     plain NeoX; with [3,3,2,0] the two agree to 1.8e-6.
+#     Q8_0 / Q4_K: a rounding step crossed differently moves every later
+#     position (through the DeltaNet state too) by more than in qwen3moe:
+#     KL <= 1.5e-3, top-1 >= 90%, median rel <= 5e-2 (measured here: KL
+#     1.1e-4 / 4.4e-5 (q8_0), 4.9e-4 / 2.7e-4 (q4_k), top-1 >= 96.9%, median
+#     <= 1.6e-2; over seeds 4-8: KL <= 1.0e-3, top-1 >= 93.8%). Quantizing the
+#     weights at all (F32 vs Q8_0 files, one engine) costs KL ~3e-3, Q4_K
+#     weights for Q8_0 ones 0.05-0.1.
 # Exit 0 pass, 1 fail.
 cd "$(dirname "$0")/../.." || exit 1
 BIN=${FM_BIN:-build/release/flashmoe}
@@ -70,6 +89,23 @@ done
 for t in q8_0 q6_k q5_k q4_k q4_0 q3_k q2_k; do
 	$BIN quantize -q -m "$T/m.gguf" --out "$T/$t.gguf" --type $t >/dev/null
 	check "random qwen3moe, $t" "$T/$t.gguf" "1 1 2e-4 0.95"
+done
+HN="--layers 4 --hidden 256 --heads 2 --kv-heads 1 --head-dim 128 --experts 8 --experts-used 2
+	--expert-ff 256 --shared-ff 256 --vocab 300 --ssm-state 64 --ssm-groups 2 --ssm-heads 4"
+HP="--layers 4 --full-attn-interval 2 --hidden 256 --heads 4 --kv-heads 2 --head-dim 64 --experts 8
+	--experts-used 3 --expert-ff 256 --vocab 300 --ssm-state 32 --ssm-groups 2 --ssm-heads 8"
+for arch in qwen3next qwen35moe; do
+	[ $arch = qwen3next ] && dims=$HN || dims=$HP
+	for tb in "f32:1e-4 2e-5 1e-9 1" "q8_0:1 5e-2 1.5e-3 0.9" "q4_k:1 5e-2 1.5e-3 0.9"; do
+		t=${tb%%:*}
+		# shellcheck disable=SC2086
+		if ! $BIN gen-tiny --arch $arch --out "$T/h.gguf" --seed 3 --type $t $dims >/dev/null; then
+			echo "FAIL gen-tiny $arch $t"
+			fails=$((fails + 1))
+			continue
+		fi
+		check "random $arch, $t, 160 tokens" "$T/h.gguf" "${tb#*:}" --tokens 160
+	done
 done
 if [ -f models/brown-moe.gguf ]; then
 	$BIN quantize -q -m models/brown-moe.gguf --out "$T/brown-f32.gguf" --type f32 >/dev/null

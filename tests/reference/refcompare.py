@@ -3,7 +3,8 @@ reference, and the tolerances it uses (README.md: the measured figures).
 
 Owns: Refs (the reference logits of one sequence, exact and with 8-bit
 activation rounding, and its flip-free positions), judge (one case), Stats
-(the per-type tallies behind the SUMMARY lines). Errors are always
+(the per-type tallies behind the SUMMARY lines, and the Tolerances in force:
+QWEN3MOE_TOL, or HYBRID_TOL for qwen3next / qwen35moe). Errors are always
 max|engine - ref| / max|ref_exact|, per position (row of logits).
 """
 
@@ -24,18 +25,53 @@ AQ_CLEAN_MIN = 0.5      # per quantized type: share of positions within AQ_TOL
 ISA_CLEAN_MIN = 0.5     # per quantized type: share within ISA_TOL
 TOP1_MIN_FRACTION = 0.75
 
+# The hybrids (qwen3next / qwen35moe, test_reference.HYBRID_MODELS; README.md
+# gives the measured figures). Float types: the same 1e-4 at every position.
+# Quantized types: in these random hybrids one 8-bit activation landing on
+# the other side of a rounding step (float32 vs float64 inputs) moves every
+# later position by ~1e-2 through the DeltaNet state and the KV cache, and
+# that happens at ~10% of the positions; the exact reference differs from
+# the 8-bit-activation one by up to 0.2 without any expert swap. So: 4e-1 on
+# the flip-free positions (a gross check), the tight 1e-4 tallies (SUMMARY)
+# over the first HYBRID_AQ_WINDOW positions of the runs counted, and on runs
+# longer than AQ_MEDIAN_MIN_LEN the median row error against the
+# 8-bit-activation reference <= 6e-2.
+HYBRID_EXACT_TOL = dict(EXACT_TOL, **{t: 4e-1 for t in EXACT_TOL
+                                      if t not in FLOAT_TYPES})
+HYBRID_AQ_WINDOW = 4
+HYBRID_AQ_MEDIAN_TOL = 6e-2
+AQ_MEDIAN_MIN_LEN = 32
+
+
+class Tolerances:
+    """One set of bounds: exact (per type), aq_window (the SUMMARY tallies
+    count the first aq_window positions of each run; None: all) and
+    aq_median (quantized: the median row error of a run longer than
+    AQ_MEDIAN_MIN_LEN against the 8-bit-activation reference; None: not
+    checked)."""
+
+    def __init__(self, exact, aq_window=None, aq_median=None):
+        self.exact, self.aq_window, self.aq_median = exact, aq_window, aq_median
+
+
+QWEN3MOE_TOL = Tolerances(EXACT_TOL)
+HYBRID_TOL = Tolerances(HYBRID_EXACT_TOL, HYBRID_AQ_WINDOW,
+                        HYBRID_AQ_MEDIAN_TOL)
+
 
 class Refs:
     """The reference for one token sequence: exact float64 logits, logits
     with 8-bit activation rounding (aq), and the flip-free positions (those
     before the first token whose experts the rounding swaps in any layer)."""
 
-    def __init__(self, model, tokens, k_used=None):
+    def __init__(self, model, tokens, k_used=None, forward=ref.forward):
+        """forward: the reference's forward pass for the model's architecture
+        (qwen3moe.forward, or qwen3next.forward for the hybrids)."""
         tr_e, tr_q = [], []
-        self.exact = ref.forward(model, tokens, k_used, tr_e)
+        self.exact = forward(model, tokens, k_used, tr_e)
         if any(t.type_name in act_quant.ROUND_Q8_0 + act_quant.ROUND_Q8_K
                for t in model.g.tensors.values()):
-            self.aq = ref.forward(model, tokens, k_used, tr_q, True)
+            self.aq = forward(model, tokens, k_used, tr_q, True)
         else:                       # no 8-bit activations: the same numbers
             self.aq, tr_q = self.exact, tr_e
         same = np.ones(len(tokens), dtype=bool)
@@ -61,46 +97,62 @@ def _top1(eng, want, rows, tol_rel, scale):
             int(np.sum(agree | ~decisive)))
 
 
-def judge(eng, refs, wtype, stats):
-    """(ok, text) of one engine run; feeds stats with the aq errors."""
+def judge(eng, refs, wtype, stats, tally=True):
+    """(ok, text) of one engine run, with stats.tol's bounds; feeds stats
+    with the aq errors when tally."""
+    tol = stats.tol
+    exact_tol = tol.exact[wtype]
     ff = refs.flip_free
     ex = row_err(eng, refs.exact, refs.scale)
     aq = row_err(eng, refs.aq, refs.scale)
     ex_ff = float(np.max(ex[ff])) if np.any(ff) else 0.0
     dec_ok, _, _ = _top1(eng, refs.exact, ff, ex_ff, refs.scale)
     _, n_agree, n_fine = _top1(eng, refs.exact, slice(None),
-                               EXACT_TOL[wtype], refs.scale)
+                               exact_tol, refs.scale)
     n = len(ff)
-    ok = bool(np.all(np.isfinite(eng)) and ex_ff <= EXACT_TOL[wtype] and
+    ok = bool(np.all(np.isfinite(eng)) and ex_ff <= exact_tol and
               dec_ok and n_fine >= TOP1_MIN_FRACTION * n)
     if wtype in FLOAT_TYPES:
-        ok = ok and float(np.max(ex)) <= EXACT_TOL[wtype]
-    stats.add_aq(wtype, aq)
+        ok = ok and float(np.max(ex)) <= exact_tol
+    if tally:
+        stats.add_aq(wtype, aq)
     text = (f"exact {np.max(ex):.1e}, flip-free {int(np.sum(ff))}/{n}"
-            f" {ex_ff:.1e} (tol {EXACT_TOL[wtype]:.0e}); top1 {n_agree}/{n}"
+            f" {ex_ff:.1e} (tol {exact_tol:.0e}); top1 {n_agree}/{n}"
             f" ({n_fine - n_agree} near ties);"
             f" aq {np.max(aq):.1e} ({int(np.sum(aq <= AQ_TOL))}/{n}"
             f" <= {AQ_TOL:.0e})")
+    if tol.aq_median is not None and wtype not in FLOAT_TYPES and \
+            n > AQ_MEDIAN_MIN_LEN:
+        med = float(np.median(aq))
+        ok = ok and med <= tol.aq_median
+        text += f", median {med:.1e} (<= {tol.aq_median:.0e})"
     if not dec_ok:
         text += " (a decisive position's top-1 differs)"
     return ok, text
 
 
 class Stats:
-    """Per-type tallies of the positions within AQ_TOL / ISA_TOL."""
+    """Per-type tallies of the positions within AQ_TOL / ISA_TOL, and the
+    bounds (tol, a Tolerances) judge applies."""
 
-    def __init__(self):
+    def __init__(self, label="", tol=QWEN3MOE_TOL):
+        self.label = label          # printed after SUMMARY (e.g. "hybrid ")
+        self.tol = tol
         self.aq = {}
         self.isa_runs = {}
 
     def add_aq(self, wtype, errs):
-        self.aq.setdefault(wtype, []).extend(float(e) for e in errs)
+        self.aq.setdefault(wtype, []).extend(
+            float(e) for e in errs[:self.tol.aq_window])
 
-    def isa(self, eng, base, scale, wtype):
+    def isa(self, eng, base, scale, wtype, tally=True):
         """(ok, text) of a variant against the --isa ref run. Float types
-        must agree everywhere; quantized ones are tallied for the summary."""
+        must agree everywhere; quantized ones are tallied for the summary
+        (when tally)."""
         d = row_err(eng, base, scale)
-        self.isa_runs.setdefault(wtype, []).extend(float(e) for e in d)
+        if tally:
+            self.isa_runs.setdefault(wtype, []).extend(
+                float(e) for e in d[:self.tol.aq_window])
         ok = wtype not in FLOAT_TYPES or float(np.max(d)) <= ISA_TOL
         return ok, (f"{np.max(d):.1e} ({int(np.sum(d <= ISA_TOL))}/{d.size}"
                     f" <= {ISA_TOL:.0e})")
@@ -118,7 +170,8 @@ class Stats:
             e = np.array(errs)
             frac = float(np.mean(e <= tol))
             out.append((frac >= need,
-                        f"SUMMARY {wtype}: {int(np.sum(e <= tol))}/{e.size}"
+                        f"SUMMARY {self.label}{wtype}:"
+                        f" {int(np.sum(e <= tol))}/{e.size}"
                         f" positions within {tol:.0e} of the {what}"
                         f" ({frac:.0%}, need {need:.0%}); median {np.median(e):.1e},"
                         f" max {np.max(e):.1e}"))

@@ -1,5 +1,5 @@
 """test_reference.py: the flashmoe engine against the independent NumPy
-reference (qwen3moe.py) on tiny random models.
+reference (qwen3moe.py; qwen3next.py for the hybrids) on tiny random models.
 
   /usr/bin/python3 tests/reference/test_reference.py [--quick]
       [--types f32,q4_k,...] [--models a,b,...]
@@ -28,6 +28,19 @@ Q8_0/Q8_K as the formats define (act_quant.py), and >= 50% of the variant
 positions within ISA_TOL of the --isa ref run. (A rounding that lands on a
 different side of a .5 in float32 than in float64 moves the result ~1e-3
 from that token on; a real kernel bug moves every position.)
+
+The hybrids (HYBRID_MODELS: qwen3next "next", qwen35moe "35moe"; every
+type): sequences of 5 and 160 tokens (160 crosses the engine's 64-token
+DeltaNet prefill chunks), the long one run as one batch, token by token
+(--batch 1) and in batches of 37, each resident and streamed through a
+cache of STREAM_SLOTS expert slots (--cache-size; must give exactly the
+resident run's bytes), plus every ISA and -t 2; K = 1 and K = n_expert on
+f32/q8_0/q4_k; 8 more 4-token sequences. Same judging with HYBRID_TOL
+(refcompare.py): float types 1e-4 everywhere; quantized types a gross 4e-1
+on flip-free positions, the median error of a long run against the
+8-bit-activation reference <= 6e-2, and the SUMMARY hybrid tallies over the
+first 4 positions of one run per sequence (one rounding event there moves
+all later positions ~1e-2, and events are frequent in these models).
 Then the `N passed, N failed` totals.
 """
 
@@ -47,7 +60,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import qwen3moe as ref  # noqa: E402
-from refcompare import FLOAT_TYPES, Refs, Stats, judge  # noqa: E402
+import qwen3next as hyb  # noqa: E402
+from refcompare import FLOAT_TYPES, HYBRID_TOL, Refs, Stats, judge  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(HERE))
 BIN = os.environ.get("FLASHMOE_BIN",
@@ -81,6 +95,35 @@ TIED = {"d"}
 SEQ_LENS = (1, 5, 19)
 OVERRIDE_TYPES = ("f32", "q8_0", "q4_k")
 QUICK_TYPES = ("f32", "q8_0", "q4_k")
+
+# The hybrid architectures (Gated DeltaNet + gated attention + shared
+# expert): name -> (seed, arch, gen-tiny flags, types). Every row length is
+# a multiple of 256 (hidden, n_head*head_dim, ssm heads*state, expert_ff),
+# so every type runs; the value heads outnumber the key heads (grouped vs
+# tiled matters). "next": DeltaNet layers 0-2, attention at 3, shared_ff
+# 256 (all quantized); "35moe": attention at 1 and 3, 3 of 8 experts, the
+# default shared_ff 48 (its down projection stays F32).
+HYBRID_MODELS = {
+    "next": (55, "qwen3next",
+             dict(layers=4, hidden=256, heads=2, kv_heads=1, head_dim=128,
+                  experts=8, experts_used=2, expert_ff=256, shared_ff=256,
+                  vocab=300, ssm_state=64, ssm_groups=2, ssm_heads=4),
+             ALL_TYPES),
+    "35moe": (66, "qwen35moe",
+              dict(layers=4, full_attn_interval=2, hidden=256, heads=4,
+                   kv_heads=2, head_dim=64, experts=8, experts_used=3,
+                   expert_ff=256, vocab=300, ssm_state=32, ssm_groups=2,
+                   ssm_heads=8),
+              ALL_TYPES),
+}
+# the engine's DeltaNet prefill works in chunks of 64 tokens: 160 = 64 + 64
+# + 32, and --batch 37 splits chunks across fm_eval calls
+HYBRID_LENS = (5, 160)
+STREAM_SLOTS = 6        # expert cache slots when streamed (>= experts_used)
+# short sequences per (model, type), run with --isa ref and the default
+# ISA: independent starting points for the tight tallies (refcompare:
+# HYBRID_AQ_WINDOW), which one rounding event ends for the rest of a run
+HYBRID_SHORT = (8, 4)   # (how many, length)
 
 
 class Totals:
@@ -119,8 +162,8 @@ def run(cmd):
     return p.returncode == 0, (p.stderr or p.stdout).strip()[-400:]
 
 
-def gen_tiny(path, seed, dims, wtype, tied):
-    cmd = [BIN, "gen-tiny", "--arch", "qwen3moe", "--out", path,
+def gen_tiny(path, seed, dims, wtype, tied, arch="qwen3moe"):
+    cmd = [BIN, "gen-tiny", "--arch", arch, "--out", path,
            "--seed", str(seed), "--type", wtype]
     for k, v in dims.items():
         cmd += ["--" + k.replace("_", "-"), str(v)]
@@ -158,9 +201,21 @@ def run_sequence(ctx, tag, tokens, wtype, k_used=None):
     """Every engine variant of one token sequence against the reference."""
     tot, stats, path, model, isas = ctx
     refs = Refs(model, tokens, k_used)
-    runs = variants(len(tokens), isas) if k_used is None else \
-        [(f"experts-per-token={k_used}", ["--experts-per-token", str(k_used)])]
-    base = None
+    run_variants(ctx, tag, tokens, wtype, refs, k_used)
+
+
+def run_variants(ctx, tag, tokens, wtype, refs, k_used=None, runs=None,
+                 tally=None):
+    """The engine runs (label, flags) of one sequence against refs; the
+    "isa=ref" run is the base the others are also compared with; a label
+    "X stream" must give exactly the bytes of the resident run "X".
+    tally: the labels whose errors feed the SUMMARY tallies (None: all)."""
+    tot, stats, path, model, isas = ctx
+    if runs is None:
+        runs = variants(len(tokens), isas) if k_used is None else \
+            [(f"experts-per-token={k_used}",
+              ["--experts-per-token", str(k_used)])]
+    base, done = None, {}
     for label, extra in runs:
         eng, err = engine_logits(path, tokens, path + ".logits",
                                  model.n_vocab, extra)
@@ -168,12 +223,20 @@ def run_sequence(ctx, tag, tokens, wtype, k_used=None):
         if eng is None:
             tot.report(False, f"{line}: engine failed: {err}")
             continue
-        ok, text = judge(eng, refs, wtype, stats)
+        done[label] = eng
+        counted = tally is None or label in tally
+        ok, text = judge(eng, refs, wtype, stats, counted)
         if label == "isa=ref":
             base = eng
         elif base is not None:
-            d_ok, d_text = stats.isa(eng, base, refs.scale, wtype)
+            d_ok, d_text = stats.isa(eng, base, refs.scale, wtype, counted)
             ok, text = ok and d_ok, f"{text}, vs isa=ref {d_text}"
+        if label.endswith(" stream"):
+            res = done.get(label[:-len(" stream")])
+            same = res is not None and np.array_equal(eng, res)
+            ok, text = ok and same, text + (", bit-identical to resident"
+                                            if same else
+                                            ", DIFFERS from resident")
         tot.report(ok, f"{line} {text}")
 
 
@@ -211,17 +274,89 @@ def run_model_type(tot, stats, tmp, name, wtype, isas):
     os.unlink(path)
 
 
+def slot_bytes(model):
+    """Bytes of one expert cache slot (gate + up + down of one expert)."""
+    t = model.g.tensors
+    n = sum(t[f"blk.0.ffn_{w}_exps.weight"].n_bytes
+            for w in ("gate", "up", "down"))
+    return n // model.hp.n_expert
+
+
+def hybrid_variants(n_tok, isas, cache):
+    """(label, flags) of the engine runs on a hybrid model: one batch, token
+    by token and batches of 37, each resident and streamed through a cache
+    of STREAM_SLOTS expert slots; on the long sequence also every ISA and
+    -t 2 (one batch, resident)."""
+    stream = ["--cache-size", str(cache)]
+    if n_tok != max(HYBRID_LENS):
+        return [("batch=all", []), ("batch=all stream", stream)]
+    out = [("isa=ref", ["--isa", "ref"])]
+    out += [(f"isa={i}", ["--isa", i]) for i in isas]
+    out += [("t=2", ["-t", "2"])]
+    for b in ("all", "1", "37"):
+        flags = [] if b == "all" else ["--batch", b]
+        out += [(f"batch={b}", flags), (f"batch={b} stream", flags + stream)]
+    return out
+
+
+def run_hybrid_type(tot, stats, tmp, name, wtype, isas):
+    """A qwen3next / qwen35moe gen-tiny model of one type against the hybrid
+    reference (whose delta rule runs token by token: the engine's prefill
+    chunks are checked against a form that has none)."""
+    seed, arch, dims, _types = HYBRID_MODELS[name]
+    tag = f"{name} {wtype}"
+    path = os.path.join(tmp, f"{name}_{wtype}.gguf")
+    ok, err = gen_tiny(path, seed, dims, wtype, False, arch)
+    if not ok:
+        tot.report(False, f"{tag}: gen-tiny failed: {err}")
+        return
+    try:
+        model = hyb.Model(path)
+    except (hyb.GGUFError, hyb.ModelError, ValueError) as e:
+        tot.report(False, f"{tag}: reference cannot read gen-tiny's file: {e}")
+        return
+    ok, got = check_types(model, wtype)
+    if not ok:
+        tot.report(False, f"{tag}: expert tensors are {got}, asked {wtype}")
+    ctx = (tot, stats, path, model, isas)
+    sb = slot_bytes(model)
+    cache = STREAM_SLOTS * sb + sb // 2
+    rng = np.random.default_rng(seed * 1000 + len(wtype))
+    # the tallies count one run of each sequence (the first positions are
+    # much the same in all its variants) and, on the short ones, the
+    # default ISA against --isa ref
+    for n in HYBRID_LENS:
+        tokens = [int(t) for t in rng.integers(0, model.n_vocab, n)]
+        refs = Refs(model, tokens, None, hyb.forward)
+        runs = hybrid_variants(n, isas, cache)
+        run_variants(ctx, tag, tokens, wtype, refs, runs=runs,
+                     tally=(runs[0][0],))
+    if wtype in OVERRIDE_TYPES:
+        for k in sorted({1, model.hp.n_expert}):
+            refs = Refs(model, tokens[:5], k, hyb.forward)
+            run_variants(ctx, tag, tokens[:5], wtype, refs, k)
+    for i in range(HYBRID_SHORT[0]):
+        short = [int(t) for t in rng.integers(0, model.n_vocab,
+                                              HYBRID_SHORT[1])]
+        refs = Refs(model, short, None, hyb.forward)
+        run_variants(ctx, f"{tag} short#{i}", short, wtype, refs,
+                     runs=[("isa=ref", ["--isa", "ref"]), ("default", [])])
+    model.close()
+    os.unlink(path)
+
+
 def parse_args(argv):
     """--quick (f32, q8_0, q4_k only), --types a,b and --models a,b."""
-    types, models = list(ALL_TYPES), list(MODELS)
+    types, models = list(ALL_TYPES), list(MODELS) + list(HYBRID_MODELS)
     it = iter(argv)
     for a in it:
         if a == "--quick":
             types = [t for t in types if t in QUICK_TYPES]
         elif a in ("--types", "--models"):
             val = next(it, "").split(",")
-            bad = [v for v in val if v not in (ALL_TYPES if a == "--types"
-                                               else MODELS)]
+            bad = [v for v in val if v not in (
+                ALL_TYPES if a == "--types"
+                else list(MODELS) + list(HYBRID_MODELS))]
             if bad or not val:
                 raise SystemExit(f"test_reference: bad {a} {','.join(bad)}")
             types, models = (val, models) if a == "--types" else (types, val)
@@ -238,16 +373,22 @@ def main(argv):
     isas = cpu_isas()
     print(f"test_reference: engine {BIN}; ISAs besides ref: "
           f"{' '.join(isas) or 'none (CPU lacks AVX2)'}")
-    tot, stats = Totals(), Stats()
+    tot, stats, hstats = Totals(), Stats(), Stats("hybrid ", HYBRID_TOL)
     with tempfile.TemporaryDirectory(prefix="fm_reference_") as tmp:
         for name in models:
-            for wtype in MODELS[name][2]:
-                if wtype in types:
-                    run_model_type(tot, stats, tmp, name, wtype, isas)
-    for wtype in ALL_TYPES:
-        if wtype not in FLOAT_TYPES:
-            for ok, line in stats.summary(wtype):
-                tot.report(ok, line)
+            if name in MODELS:
+                for wtype in MODELS[name][2]:
+                    if wtype in types:
+                        run_model_type(tot, stats, tmp, name, wtype, isas)
+            else:
+                for wtype in HYBRID_MODELS[name][3]:
+                    if wtype in types:
+                        run_hybrid_type(tot, hstats, tmp, name, wtype, isas)
+    for st in (stats, hstats):
+        for wtype in ALL_TYPES:
+            if wtype not in FLOAT_TYPES:
+                for ok, line in st.summary(wtype):
+                    tot.report(ok, line)
     print(f"test_reference: {tot.passed} passed, {tot.failed} failed")
     return 0 if tot.failed == 0 else 1
 
