@@ -248,8 +248,15 @@ int fwd_batch(struct fwd *f, const int32_t *tokens, int n, int pos0, float *logi
 			return fm_err(err, FM_EINVAL, NULL, FM_NO_OFFSET,
 				      "token id %d at %d is outside the vocabulary [0, %d)",
 				      tokens[t], t, hp->n_vocab);
-	for (int t = 0; t < n; t++)
-		ops_rope_table(f->rope_cs + (size_t)t * hp->n_rot, hp->n_rot, pos0 + t, hp->rope_theta);
+	for (int t = 0; t < n; t++) {
+		float *cs = f->rope_cs + (size_t)t * hp->n_rot;
+		ops_rope_table(cs, hp->n_rot, pos0 + t, hp->rope_theta);
+		/* sections absent (llama.cpp requires them): plain NeoX, as HF
+		 * computes text positions */
+		if ((hp->arch->flags & ARCH_ROPE_SECTIONS) &&
+		    hp->rope_sections[0] + hp->rope_sections[1] + hp->rope_sections[2])
+			ops_rope_imrope_text(cs, hp->n_rot, hp->rope_sections);
+	}
 	embed(f, tokens, n);
 	for (int il = 0; il < hp->n_layer; il++) {
 		int rc = hp->arch->layer(f, il, n, pos0, err);

@@ -99,6 +99,13 @@ static void tiny_hparams(const struct fm_tiny_params *p, const struct arch *a, s
 						       : a->tiny.full_attn_interval;
 	struct fm_error e = { 0 };
 	a->layer_kinds(hp, NULL, NULL, &e);
+	/* IMROPE sections as Qwen3.5's [11, 11, 10, 0] for 32 pairs: every
+	 * rotary pair in stream t, h or w (the same position for text) */
+	int half = hp->n_rot / 2, third = (half + 2) / 3;
+	if (a->flags & ARCH_ROPE_SECTIONS) {
+		hp->rope_sections[0] = hp->rope_sections[1] = third;
+		hp->rope_sections[2] = half - 2 * third;
+	}
 	for (int il = 0; il < hp->n_layer; il++)
 		hp->n_layer_kind[hp->layer_kind[il]]++;
 }
@@ -220,7 +227,12 @@ static int write_arch_keys(struct gguf_writer *w, const struct hparams *hp)
 		const struct arch_key *k = &a->keys[i];
 		const char *field = (const char *)hp + k->off;
 		snprintf(key, sizeof(key), "%s.%s", a->name, k->suffix);
-		if (k->type == AK_U32)
+		if (k->type == AK_I32X4) {
+			int32_t v[4];
+			for (int j = 0; j < 4; j++)
+				v[j] = ((const int *)field)[j];
+			rc |= gguf_writer_set_arr(w, key, GGUF_TYPE_INT32, v, 4);
+		} else if (k->type == AK_U32)
 			rc |= gguf_writer_set_u32(w, key, (uint32_t)*(const int *)field);
 		else if (k->type == AK_F32)
 			rc |= gguf_writer_set_f32(w, key, *(const float *)field);
@@ -228,15 +240,9 @@ static int write_arch_keys(struct gguf_writer *w, const struct hparams *hp)
 			rc |= gguf_writer_set_bool(w, key, *(const bool *)field);
 	}
 	/* read by llama.cpp, not by flashmoe: the dense FFN width (unused by
-	 * these MoE models) and, for IMROPE models, the rotary sections (which
-	 * for text positions do not change the result) */
+	 * these MoE models) */
 	snprintf(key, sizeof(key), "%s.feed_forward_length", a->name);
 	rc |= gguf_writer_set_u32(w, key, (uint32_t)hp->n_ff_exp * 8);
-	if (a->flags & ARCH_ROPE_SECTIONS) {
-		int32_t half = hp->n_rot / 2, sec[4] = { half - 2 * (half / 3), half / 3, half / 3, 0 };
-		snprintf(key, sizeof(key), "%s.rope.dimension_sections", a->name);
-		rc |= gguf_writer_set_arr(w, key, GGUF_TYPE_INT32, sec, 4);
-	}
 	return rc;
 }
 

@@ -34,6 +34,42 @@ static void clear_err(struct fm_error *err)
 
 /* ---- hyperparameters ---- */
 
+/* An int[4] key (llama.cpp's get_key_or_arr): an array of 4 integers, or
+ * one integer for all four; absent and optional: all zero. */
+static int read_i32x4(struct loader *ld, const struct arch_key *k, const char *key, int *out)
+{
+	int64_t i = gguf_find_key(ld->f, key);
+	memset(out, 0, 4 * sizeof(int));
+	if (i < 0)
+		return k->required ? fm_err(ld->err, FM_EFORMAT, ld->path, FM_NO_OFFSET,
+					    "missing metadata key '%s'", key)
+				   : 0;
+	enum gguf_type t = gguf_kv_type(ld->f, (uint64_t)i);
+	if (t != GGUF_TYPE_ARRAY) {
+		uint32_t v;
+		int rc = gguf_get_u32(ld->f, key, &v, ld->err);
+		if (rc)
+			return rc;
+		for (int j = 0; j < 4; j++)
+			out[j] = (int)(v > (1u << 20) ? (1u << 20) : v);
+		return 0;
+	}
+	enum gguf_type et = gguf_kv_arr_type(ld->f, (uint64_t)i);
+	if ((et != GGUF_TYPE_INT32 && et != GGUF_TYPE_UINT32) || gguf_kv_arr_n(ld->f, (uint64_t)i) != 4)
+		return fm_err(ld->err, FM_EFORMAT, ld->path, FM_NO_OFFSET,
+			      "metadata '%s' must be 4 integers", key);
+	const int32_t *v = gguf_kv_arr_data(ld->f, (uint64_t)i);
+	for (int j = 0; j < 4; j++) {
+		int32_t x;
+		memcpy(&x, v + j, sizeof(x));
+		if (x < 0 || x > (1 << 20))
+			return fm_err(ld->err, FM_EFORMAT, ld->path, FM_NO_OFFSET,
+				      "metadata '%s'[%d] = %d is out of range", key, j, (int)x);
+		out[j] = x;
+	}
+	return 0;
+}
+
 /* Key k into its field: absent and optional gives its default; present, it
  * must have the table's type (a u32 where a bool is read is an error, not
  * ignored) and a plausible value. */
@@ -43,6 +79,8 @@ static int read_key(struct loader *ld, const struct arch_key *k)
 	char key[128];
 	snprintf(key, sizeof(key), "%s.%s", hp->arch_name, k->suffix);
 	char *field = (char *)hp + k->off;
+	if (k->type == AK_I32X4)
+		return read_i32x4(ld, k, key, (int *)field);
 	uint32_t u = 0;
 	float x = 0;
 	bool b = false;

@@ -42,6 +42,10 @@ struct hparams {
 	 * heads of dv = ssm_inner / nv, conv kernel ssm_conv_k */
 	int ssm_conv_k, ssm_dk, ssm_nk, ssm_nv, ssm_inner, ssm_dv;
 	int full_attn_interval, n_nextn;
+	/* interleaved M-RoPE (qwen35moe, llama.cpp's IMROPE): rotary pair s
+	 * belongs to stream t, h or w when s % 3 is 0, 1 or 2 and s < 3 x that
+	 * stream's section, else to stream e, whose position is 0 for text */
+	int rope_sections[4];
 	uint8_t layer_kind[HP_MAX_LAYER];   /* enum layer_kind of each layer */
 	int16_t state_slot[HP_MAX_LAYER];   /* index among the layers of its kind */
 	int n_layer_kind[LAYER_KIND_COUNT];

@@ -23,6 +23,18 @@ void ops_rope_table(float *cs, int n_rot, int pos, float theta)
 	}
 }
 
+void ops_rope_imrope_text(float *cs, int n_rot, const int sections[4])
+{
+	int half = n_rot / 2;
+	for (int s = 0; s < half; s++) {
+		int r = s % 3;
+		if (s < 3 * sections[r])
+			continue; /* stream t, h or w: the token's position */
+		cs[s] = 1.0f;  /* stream e: position 0, no rotation */
+		cs[half + s] = 0.0f;
+	}
+}
+
 void ops_rope_neox(float *x, int n_rot, const float *cs)
 {
 	int half = n_rot / 2;

@@ -12,6 +12,10 @@ void ops_rmsnorm(float *y, const float *x, const float *w, int n, float eps);
  * cs[0..n_rot/2) with cos and cs[n_rot/2..n_rot) with sin for one position,
  * once per token; ops_rope_neox applies it to one head. */
 void ops_rope_table(float *cs, int n_rot, int pos, float theta);
+/* Interleaved M-RoPE for text (all position streams but e equal to the
+ * token's position, e's 0): the pairs of stream e of a table from
+ * ops_rope_table become the identity. sections: t, h, w, e pair counts. */
+void ops_rope_imrope_text(float *cs, int n_rot, const int sections[4]);
 void ops_rope_neox(float *x, int n_rot, const float *cs);
 /* In-place softmax of x[0..n). */
 void ops_softmax(float *x, int n);

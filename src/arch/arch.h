@@ -33,7 +33,10 @@ enum layer_kind { LAYER_ATTN, LAYER_GDN, LAYER_KIND_COUNT };
  * required: dflt, or (dflt_off >= 0) the value of another field read before,
  * or (dflt_div_off >= 0 too) that field divided by the one at dflt_div_off.
  * A u32 of 0 is out of range unless zero_ok (a count that may be none). */
-enum arch_key_type { AK_U32, AK_F32, AK_BOOL };
+enum arch_key_type {
+	AK_U32, AK_F32, AK_BOOL,
+	AK_I32X4,  /* int[4] from an array of 4 integers, or one integer for all 4 */
+};
 struct arch_key {
 	const char *suffix;
 	enum arch_key_type type;

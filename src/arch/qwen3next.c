@@ -25,16 +25,21 @@
 #define ATTN LAYER_MASK(LAYER_ATTN)
 #define GDN LAYER_MASK(LAYER_GDN)
 
-static const struct arch_key keys[] = {
-	QWEN_KEYS,
-	{ "expert_shared_feed_forward_length", AK_U32, HP(n_ff_shexp), false, 0, -1, -1, false },
-	{ "ssm.conv_kernel", AK_U32, HP(ssm_conv_k), true, 0, -1, -1, false },
-	{ "ssm.state_size", AK_U32, HP(ssm_dk), true, 0, -1, -1, false },
-	{ "ssm.group_count", AK_U32, HP(ssm_nk), true, 0, -1, -1, false },
-	{ "ssm.time_step_rank", AK_U32, HP(ssm_nv), true, 0, -1, -1, false },
-	{ "ssm.inner_size", AK_U32, HP(ssm_inner), true, 0, -1, -1, false },
-	{ "full_attention_interval", AK_U32, HP(full_attn_interval), false, 4, -1, -1, false },
-	{ "nextn_predict_layers", AK_U32, HP(n_nextn), false, 0, -1, -1, true },
+#define HYBRID_KEYS                                                                            \
+	QWEN_KEYS,                                                                             \
+	{ "expert_shared_feed_forward_length", AK_U32, HP(n_ff_shexp), false, 0, -1, -1, false }, \
+	{ "ssm.conv_kernel", AK_U32, HP(ssm_conv_k), true, 0, -1, -1, false }, \
+	{ "ssm.state_size", AK_U32, HP(ssm_dk), true, 0, -1, -1, false }, \
+	{ "ssm.group_count", AK_U32, HP(ssm_nk), true, 0, -1, -1, false }, \
+	{ "ssm.time_step_rank", AK_U32, HP(ssm_nv), true, 0, -1, -1, false }, \
+	{ "ssm.inner_size", AK_U32, HP(ssm_inner), true, 0, -1, -1, false }, \
+	{ "full_attention_interval", AK_U32, HP(full_attn_interval), false, 4, -1, -1, false }, \
+	{ "nextn_predict_layers", AK_U32, HP(n_nextn), false, 0, -1, -1, true }
+
+static const struct arch_key next_keys[] = { HYBRID_KEYS };
+static const struct arch_key q35_keys[] = {
+	HYBRID_KEYS,
+	{ "rope.dimension_sections", AK_I32X4, HP(rope_sections), false, 0, -1, -1, false },
 };
 
 /* One row of the table; the hybrids' tables differ in two rows. */
@@ -156,8 +161,8 @@ const struct arch arch_qwen3next = {
 	.name = "qwen3next",
 	.hf_model_type = "qwen3_next",
 	.flags = ARCH_GATED_ATTN | ARCH_SHARED_EXPERT,
-	.keys = keys,
-	.n_keys = sizeof(keys) / sizeof(keys[0]),
+	.keys = next_keys,
+	.n_keys = sizeof(next_keys) / sizeof(next_keys[0]),
 	.tensors = next_tensors,
 	.n_tensors = sizeof(next_tensors) / sizeof(next_tensors[0]),
 	.layer_kinds = layer_kinds,
@@ -169,8 +174,8 @@ const struct arch arch_qwen35moe = {
 	.name = "qwen35moe",
 	.hf_model_type = "qwen3_5_moe",
 	.flags = ARCH_GATED_ATTN | ARCH_SHARED_EXPERT | ARCH_V_TILED | ARCH_ROPE_SECTIONS,
-	.keys = keys,
-	.n_keys = sizeof(keys) / sizeof(keys[0]),
+	.keys = q35_keys,
+	.n_keys = sizeof(q35_keys) / sizeof(q35_keys[0]),
 	.tensors = q35_tensors,
 	.n_tensors = sizeof(q35_tensors) / sizeof(q35_tensors[0]),
 	.layer_kinds = layer_kinds,
