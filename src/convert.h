@@ -1,24 +1,36 @@
-/* convert.h: a Hugging Face Qwen3-MoE checkpoint directory -> GGUF (arch
- * qwen3moe), as llama.cpp's convert_hf_to_gguf.py writes it (behind
- * `flashmoe convert`).
+/* convert.h: a Hugging Face checkpoint directory -> GGUF, as llama.cpp's
+ * convert_hf_to_gguf.py (0.3.36) writes it, behind `flashmoe convert`.
  *
- * Input: DIR/config.json (architectures ["Qwen3MoeForCausalLM"], model_type
- * "qwen3_moe"), DIR/model.safetensors or the shards that
- * DIR/model.safetensors.index.json names, DIR/tokenizer.json (+
- * tokenizer_config.json). Output: the qwen3moe.* hyperparameters, the
- * tokenizer.* keys (gpt2 / qwen2; the vocabulary padded to vocab_size with
- * [PAD<id>] unused tokens, as llama.cpp pads), and the tensors under their
- * GGUF names; the per-expert matrices mlp.experts.E.{gate,up,down}_proj of a
- * layer are stacked into one ffn_{gate,up,down}_exps tensor, GGUF ne
- * [in, out, n_expert]. q/k are not permuted (llama.cpp permutes only
- * llama-family checkpoints).
+ * Which checkpoints: those an architecture table of src/arch/ names
+ * (struct arch's hf_archs, hf_name and xform): Qwen3MoeForCausalLM (arch
+ * qwen3moe), Qwen3NextForCausalLM (qwen3next), Qwen3_5MoeForConditionalGeneration
+ * and Qwen3_5MoeForCausalLM (qwen35moe), as transformers 4.x and 5.x save
+ * them. Input: DIR/config.json (a VLM's text model under "text_config";
+ * transformers 5's rope_parameters and num_local_experts as well as 4's
+ * rope_theta and num_experts), DIR/model.safetensors or the shards that
+ * DIR/model.safetensors.index.json names (F32, F16 or BF16), DIR/tokenizer.json
+ * (+ tokenizer_config.json).
  *
- * Type policy: quantize.h's (quant_choose_type): 2-D+ weights in the asked
- * type, norms and the router F32, rows that are not whole blocks fall back.
- * Streams one output tensor at a time; written to path.tmp and renamed.
- * Anything unexpected (other architectures, features qwen3moe lacks, missing
- * or unused tensors, wrong shapes, other dtypes) is refused before the
- * output file is created, with an error naming the file and what is wrong.
+ * Output: the <arch>.* keys llama.cpp writes (in its order), the tokenizer.*
+ * keys (gpt2 with the pre-tokenizer's name; the vocabulary padded to
+ * vocab_size with [PAD<id>] unused tokens, as llama.cpp pads), and the
+ * tensors under their GGUF names, transformed as llama.cpp does (arch.h enum
+ * arch_xform): per-expert experts stacked, fused gate_up_proj split; the
+ * zero-centred norms of the hybrids + 1 (not linear_attn.norm); A_log ->
+ * -exp(A_log); dt_bias -> ssm_dt.bias; conv1d squeezed; Qwen3-Next's
+ * in_proj_qkvz regrouped into attn_qkv + attn_gate; Qwen3.5's value heads
+ * reordered grouped -> tiled. The vision tower (*visual.*) is not converted;
+ * the MTP block (mtp.*) is kept as llama.cpp keeps it (block n_layer,
+ * nextn_predict_layers), or dropped with no_mtp or when the checkpoint has
+ * none. q/k are not permuted (llama.cpp permutes only llama-family models).
+ *
+ * Type policy: quantize.h's (quant_choose_type), with the table's AT_KEEP_F32
+ * tensors (norms, routers, the conv kernel) f32. Streams one output tensor at
+ * a time; written to a temporary file and renamed. Anything unexpected (an
+ * unknown config.json key, which may change the math; rope scaling, attention
+ * bias, sliding windows, dense layers; missing or unused tensors, wrong
+ * shapes, other dtypes) is refused before the output file is created, with an
+ * error naming the file and what is wrong.
  */
 #ifndef FM_CONVERT_H
 #define FM_CONVERT_H
@@ -28,6 +40,7 @@
 
 #include "flashmoe.h"
 #include "ggml_type.h"
+#include "quantize.h"
 
 /* What happened to one output tensor, passed after it is written. */
 struct convert_tensor_report {
@@ -43,8 +56,10 @@ typedef void (*convert_tensor_fn)(void *user_data, const struct convert_tensor_r
 struct convert_params {
 	enum ggml_type type;          /* F32, F16, BF16 or Q8_0 */
 	int n_threads;                /* >= 1 */
+	bool no_mtp;                  /* leave the MTP block out (llama.cpp's --no-mtp) */
 	convert_tensor_fn on_tensor;  /* may be NULL */
-	void *user_data;
+	quant_progress_fn progress;   /* may be NULL; before each 64 MiB written, and at the end */
+	void *user_data;              /* passed to both */
 };
 
 struct convert_summary {

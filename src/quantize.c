@@ -11,12 +11,14 @@
 #include "quantize.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "arch/arch.h"
 #include "gguf.h"
 #include "io.h"
 #include "kernels/kernels.h"
@@ -25,6 +27,7 @@
 
 #define QUANT_VERSION 2     /* ggml's GGML_QNT_VERSION, written as llama-quantize does */
 #define MAX_ROW_TASKS 1024  /* pool tasks per tensor: enough to balance 2-64 threads */
+#define PROGRESS_BYTES (64u << 20) /* output bytes between progress reports */
 
 /* One tensor's plan. */
 struct quant_plan {
@@ -46,6 +49,8 @@ struct quant_run {
 	float *rowbuf;               /* [n_threads][max_cols]: one f32 row per thread */
 	uint64_t max_cols;
 	struct pool *pool;
+	uint64_t total_bytes, done_bytes; /* output tensor bytes, for progress */
+	double t0;
 };
 
 void quant_params_default(struct quant_params *p, enum ggml_type t)
@@ -77,6 +82,33 @@ int quant_llama_ftype(enum ggml_type t)
 	case GGML_TYPE_BF16: return 32; /* MOSTLY_BF16 */
 	default: return -1;
 	}
+}
+
+/* ---- progress ---- */
+
+bool quant_meter_line(struct quant_meter *m, const struct quant_progress *p, char *buf,
+		      size_t size)
+{
+	bool last = p->done_bytes >= p->total_bytes && !p->name;
+	if (!last && m->last_s > 0 && p->elapsed_s - m->last_s < 0.125)
+		return false;
+	m->last_s = p->elapsed_s > 0 ? p->elapsed_s : 1e-9;
+	double mb = p->done_bytes / 1e6, rate = p->elapsed_s > 0 ? mb / p->elapsed_s : 0;
+	double pct = p->total_bytes ? 100.0 * (double)p->done_bytes / (double)p->total_bytes : 100;
+	char eta[32] = "--:--";
+	if (rate > 0) {
+		uint64_t s = (uint64_t)((double)(p->total_bytes - p->done_bytes) / 1e6 / rate + 0.5);
+		if (s >= 3600)
+			snprintf(eta, sizeof(eta), "%llu:%02llu:%02llu", (unsigned long long)(s / 3600),
+				 (unsigned long long)(s / 60 % 60), (unsigned long long)(s % 60));
+		else
+			snprintf(eta, sizeof(eta), "%llu:%02llu", (unsigned long long)(s / 60),
+				 (unsigned long long)(s % 60));
+	}
+	snprintf(buf, size, "[%4llu/%4llu] %-36.36s %5.1f%%  %7.1f MB/s  ETA %s",
+		 (unsigned long long)(p->index + !last), (unsigned long long)p->n_tensors,
+		 p->name ? p->name : "done", pct, rate, eta);
+	return true;
 }
 
 /* ---- the type policy ---- */
@@ -111,6 +143,14 @@ static enum ggml_type fit_type(enum ggml_type want, uint64_t n_cols)
 	return GGML_TYPE_F16;
 }
 
+/* The architecture's table keeps tensor name in f32 (the conv kernel, which
+ * llama-quantize leaves as it is too). */
+static bool keep_f32(const struct arch *a, const char *name)
+{
+	const struct arch_tensor *t = a ? arch_tensor_for(a, name, NULL) : NULL;
+	return t && (t->flags & AT_KEEP_F32);
+}
+
 enum ggml_type quant_choose_type(const char *name, uint32_t n_dims, const uint64_t *ne,
 				 enum ggml_type src, const struct quant_params *p,
 				 enum ggml_type *wanted)
@@ -121,7 +161,8 @@ enum ggml_type quant_choose_type(const char *name, uint32_t n_dims, const uint64
 		empty = empty || ne[d] == 0;
 	if (is_int_type(src) || empty)
 		want = src; /* not weights; nothing to convert */
-	else if (real_dims(n_dims, ne) < 2 || has_suffix(name, "ffn_gate_inp.weight"))
+	else if (real_dims(n_dims, ne) < 2 || has_suffix(name, "ffn_gate_inp.weight") ||
+		 keep_f32(p->arch, name))
 		want = GGML_TYPE_F32;
 	else if (strstr(name, "_exps."))
 		want = p->expert_type;
@@ -282,6 +323,7 @@ static int plan_tensor(struct quant_run *r, uint64_t i, struct fm_error *err)
 	uint64_t n_rows = t->ne[1] * t->ne[2] * t->ne[3]; /* the reader checked the product */
 	if (pl->to == t->type) {
 		pl->out_bytes = t->size_bytes;
+		r->total_bytes += pl->out_bytes;
 		return 0;
 	}
 	if (!r->k->fmt[t->type].dequantize)
@@ -292,6 +334,7 @@ static int plan_tensor(struct quant_run *r, uint64_t i, struct fm_error *err)
 	    pl->out_bytes > SIZE_MAX)
 		return fm_err(err, FM_ERANGE, r->in_path, t->offset, "tensor '%s': too large",
 			      t->name_z);
+	r->total_bytes += pl->out_bytes;
 	if (pl->out_bytes > r->buf_bytes)
 		r->buf_bytes = (size_t)pl->out_bytes;
 	if (t->ne[0] > r->max_cols)
@@ -343,7 +386,18 @@ void quant_advise(const void *p, uint64_t n, int advice)
 		madvise((void *)a, (size_t)((uintptr_t)p - a + n), advice);
 }
 
-/* Tensor i converted row by row into r->buf, then written. */
+static void progress(struct quant_run *r, const char *name, uint64_t i, uint64_t done)
+{
+	if (!r->p->progress)
+		return;
+	struct quant_progress pr = { .name = name, .index = i, .n_tensors = r->n_tensors,
+				     .done_bytes = done, .total_bytes = r->total_bytes,
+				     .elapsed_s = fm_now_s() - r->t0 };
+	r->p->progress(r->p->user_data, &pr);
+}
+
+/* Tensor i converted row by row into r->buf, PROGRESS_BYTES of output at a
+ * time (each row alone: the split does not change a byte), then written. */
 static int convert_tensor(struct quant_run *r, uint64_t i, const uint8_t *src,
 			  struct fm_error *err)
 {
@@ -352,18 +406,23 @@ static int convert_tensor(struct quant_run *r, uint64_t i, const uint8_t *src,
 	struct quant_rows_job j = {
 		.dequantize = r->k->fmt[t->type].dequantize,
 		.quantize = r->k->fmt[pl->to].quantize,
-		.src = src,
-		.dst = r->buf,
 		.src_row_bytes = ggml_row_bytes(t->type, t->ne[0]),
 		.dst_row_bytes = ggml_row_bytes(pl->to, t->ne[0]),
 		.n_cols = t->ne[0],
-		.n_rows = t->ne[1] * t->ne[2] * t->ne[3],
 		.rowbuf = r->rowbuf,
 		.rowbuf_stride = t->ne[0],
 	};
-	uint64_t n_tasks = j.n_rows < MAX_ROW_TASKS ? j.n_rows : MAX_ROW_TASKS;
-	j.rows_per_task = (j.n_rows + n_tasks - 1) / n_tasks;
-	pool_run(r->pool, quant_rows_task, &j, (int)n_tasks);
+	uint64_t n_rows = t->ne[1] * t->ne[2] * t->ne[3];
+	uint64_t chunk = PROGRESS_BYTES / j.dst_row_bytes ? PROGRESS_BYTES / j.dst_row_bytes : 1;
+	for (uint64_t r0 = 0; r0 < n_rows; r0 += chunk) {
+		progress(r, t->name_z, i, r->done_bytes + r0 * j.dst_row_bytes);
+		j.src = src + r0 * j.src_row_bytes;
+		j.dst = r->buf + r0 * j.dst_row_bytes;
+		j.n_rows = n_rows - r0 < chunk ? n_rows - r0 : chunk;
+		uint64_t n_tasks = j.n_rows < MAX_ROW_TASKS ? j.n_rows : MAX_ROW_TASKS;
+		j.rows_per_task = (j.n_rows + n_tasks - 1) / n_tasks;
+		pool_run(r->pool, quant_rows_task, &j, (int)n_tasks);
+	}
 	return gguf_writer_write_tensor(r->w, i, r->buf, (size_t)pl->out_bytes, err);
 }
 
@@ -374,8 +433,11 @@ static int write_tensor(struct quant_run *r, uint64_t i, struct fm_error *err)
 	const struct quant_plan *pl = &r->plan[i];
 	const uint8_t *src = gguf_tensor_data(r->in, i);
 	quant_advise(src, t->size_bytes, MADV_SEQUENTIAL);
+	if (pl->to == t->type)
+		progress(r, t->name_z, i, r->done_bytes);
 	int rc = pl->to == t->type ? gguf_writer_write_tensor(r->w, i, src, (size_t)t->size_bytes, err)
 				   : convert_tensor(r, i, src, err);
+	r->done_bytes += pl->out_bytes;
 	/* done with these pages: a many-GB input need not stay resident */
 	quant_advise(src, t->size_bytes, MADV_DONTNEED);
 	return rc;
@@ -422,11 +484,14 @@ static int run_all(struct quant_run *r, struct quant_summary *sum, struct fm_err
 		rc = plan_all(r, err);
 	if (!rc)
 		rc = gguf_writer_open(r->w, r->out_path, err);
+	r->t0 = fm_now_s();
 	for (uint64_t i = 0; !rc && i < r->n_tensors; i++) {
 		rc = write_tensor(r, i, err);
 		if (!rc)
 			report(r, i, sum);
 	}
+	if (!rc)
+		progress(r, NULL, r->n_tensors, r->done_bytes);
 	if (!rc)
 		rc = gguf_writer_finish(r->w, err);
 	return rc;
@@ -451,6 +516,12 @@ int quant_file(const char *in_path, const char *out_path, const struct quant_par
 	r.k = kernels_get(KERNEL_ISA_REF);
 	if (!(r.in = gguf_open(in_path, err)))
 		return err->code ? err->code : FM_EIO;
+	struct quant_params with_arch = *p; /* the table of general.architecture, if known */
+	struct gguf_str an;
+	struct fm_error ignored;
+	if (!with_arch.arch && !gguf_get_str(r.in, "general.architecture", &an, &ignored))
+		with_arch.arch = arch_find(an.ptr, an.len);
+	r.p = &with_arch;
 	r.w = gguf_writer_new(gguf_alignment(r.in));
 	r.pool = pool_new(p->n_threads);
 	if (!r.w || !r.pool) {

@@ -3,8 +3,10 @@
  *
  * Owns: the per-tensor type policy and the conversion. Every 2-D+ weight
  * matrix gets the asked type (expert tensors, token_embd and output may each
- * get their own, and name-matching rules override all of these); 1-D tensors (norms, biases) and the MoE router
- * (ffn_gate_inp.weight) are F32, as llama.cpp keeps them; integer tensors are
+ * get their own, and name-matching rules override all of these); 1-D tensors
+ * (norms, biases), the MoE router (ffn_gate_inp.weight) and the tensors the
+ * architecture's table keeps in f32 (AT_KEEP_F32: the DeltaNet's conv
+ * kernel) are F32, as llama.cpp keeps them; integer tensors are
  * copied as they are. A row length that is not a whole number of the target's
  * blocks falls back: K-quants (256) -> q8_0 (32) -> f16. A tensor whose type
  * does not change is copied byte for byte; any other goes row by row through
@@ -21,12 +23,15 @@
 #define FM_QUANTIZE_H
 
 #include <regex.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "flashmoe.h"
 #include "ggml_type.h"
 #include "kernels/kernels.h"
+
+struct arch;
 
 /* What happened to one tensor, passed to quant_tensor_fn after it is written. */
 struct quant_tensor_report {
@@ -40,6 +45,25 @@ struct quant_tensor_report {
 	bool copied;                /* bytes copied unchanged (from == to) */
 };
 typedef void (*quant_tensor_fn)(void *user_data, const struct quant_tensor_report *r);
+
+/* Where a long write is, for a progress line: passed before each tensor and
+ * each 64 MiB of its output, and once at the end (name NULL, done == total). */
+struct quant_progress {
+	const char *name;           /* the tensor being written */
+	uint64_t index, n_tensors;
+	uint64_t done_bytes, total_bytes; /* output tensor bytes */
+	double elapsed_s;           /* since the first tensor */
+};
+typedef void (*quant_progress_fn)(void *user_data, const struct quant_progress *p);
+
+/* A progress line's throttle: zero-initialise one per write. */
+struct quant_meter {
+	double last_s;
+};
+/* Whether a line is due (at most 8 a second, always the last) and its text
+ * ("[ 12/403] blk.3.ffn_up_exps.weight  45.2%  312.4 MB/s  ETA 0:42") in buf. */
+bool quant_meter_line(struct quant_meter *m, const struct quant_progress *p, char *buf,
+		      size_t size);
 
 /* A per-tensor rule (llama-quantize's --tensor-type): weight matrices whose
  * name matches re (POSIX extended, searched anywhere in the name) get type. */
@@ -55,9 +79,13 @@ struct quant_params {
 	enum ggml_type output_type; /* output.weight */
 	const struct quant_override *overrides; /* the first match wins over all of the above */
 	int n_overrides;
+	const struct arch *arch;    /* the file's architecture table, or NULL: its AT_KEEP_F32
+				     * tensors (the conv kernel) stay f32 as the router does;
+				     * quant_file sets it from general.architecture */
 	int n_threads;              /* >= 1 */
 	quant_tensor_fn on_tensor;  /* may be NULL; called from the calling thread */
-	void *user_data;
+	quant_progress_fn progress; /* may be NULL; likewise */
+	void *user_data;            /* passed to both */
 };
 
 struct quant_summary {

@@ -54,22 +54,46 @@ enum arch_dim {
 	DIM_SSM_2NV, DIM_SSM_DV,
 };
 
+/* 2 x n_embd (the MTP block's eh_proj input): a dimension only convert
+ * reads (its own rows, never bound), outside the enum so arch_dim_value's
+ * switch need not know it. */
+#define DIM_EMBD_X2 ((enum arch_dim)0x40)
+
 /* Where a tensor's weight goes. */
 enum arch_slot { SLOT_MAT, SLOT_VEC, SLOT_EXPS };
 
 /* How gen-tiny fills a tensor (std 1/sqrt(ne0) for linear maps). */
 enum arch_init { INIT_LINEAR, INIT_EMBED, INIT_NORM, INIT_SSM_A, INIT_SSM_DT, INIT_CONV };
 
-/* What convert does to the Hugging Face tensor(s) to make the GGUF one. */
+/* What convert does to the Hugging Face tensor(s) to make the GGUF one, as
+ * llama.cpp's convert_hf_to_gguf.py does (conversion/qwen.py). Every one
+ * keeps the row length: an output row is one source row, its columns
+ * permuted or each element mapped. "V heads" are the DeltaNet's value heads:
+ * HF stores them grouped by key head (head j reads key head j / (nv/nk)); in
+ * an ARCH_V_TILED architecture the GGUF holds them tiled (j reads j % nk), so
+ * the tensors marked V are reordered there and kept in the other. */
 enum arch_xform {
 	XF_COPY,        /* as is (ggml ne = the reversed torch shape) */
 	XF_STACK,       /* per-expert tensors "...experts.%d..." stacked on a new outer dim */
 	XF_NORM_PLUS1,  /* zero-centred RMSNorm weight: w + 1 */
+	XF_SPLIT_GATE,  /* fused experts.gate_up_proj [E][2 ff][n] -> rows [0, ff) of each */
+	XF_SPLIT_UP,    /* ... rows [ff, 2 ff) of each */
+	XF_NEG_EXP,     /* A_log [nv] -> -exp(A_log) (V) */
+	XF_CONV,        /* conv1d [C][1][k] squeezed to [C][k] (V: the channels after q, k) */
+	XF_VROWS,       /* rows are V heads (in_proj_z/b/a; a 1-D [nv] vector: its elements) */
+	XF_VCOLS,       /* columns are V heads (out_proj) */
+	XF_QKV,         /* in_proj_qkv rows [q | k | v] (V: the v rows) */
+	XF_QKVZ_QKV,    /* qwen3next in_proj_qkvz, per key head [q k v z]: -> [all q | all k | all v] */
+	XF_QKVZ_Z,      /* ... -> [all z] */
 };
 
 #define AT_OPTIONAL 1u   /* may be absent (output.weight: tied embeddings) */
 #define AT_KEEP_F32 2u   /* never quantized (routers, conv kernels, 1-D vectors) */
 #define AT_EXPERT 4u     /* a routed-expert tensor: streamed, --expert-type */
+
+/* kinds of a row only the multi-token-prediction block has (convert only:
+ * the loader and gen-tiny bind no MTP block, so they never match it) */
+#define LAYERS_MTP 0x80u
 
 struct arch_tensor {
 	const char *name;        /* GGUF name; "%d" is the layer (absent: global) */
@@ -83,6 +107,8 @@ struct arch_tensor {
 	enum arch_init init;
 	const char *hf_name;     /* Hugging Face name(s), "%d" layer (then expert) */
 	enum arch_xform xform;
+	const char *hf_alt;      /* the same weights in another layout (fused experts), */
+	enum arch_xform xform_alt; /* read when hf_name's first tensor is absent */
 };
 
 #define ARCH_GATED_ATTN 1u   /* attn_q holds [q | gate] per head; out *= sigmoid(gate) */
@@ -98,7 +124,10 @@ struct arch_tiny {
 
 struct arch {
 	const char *name;        /* general.architecture */
-	const char *hf_model_type; /* config.json "model_type" convert accepts */
+	const char *hf_model_type; /* config.json "model_type" convert accepts (+ "_text") */
+	const char *const *hf_archs; /* its "architectures" classes, NULL-terminated */
+	float hf_rotary_factor;  /* partial_rotary_factor when config.json has none */
+	bool hf_norm_topk;       /* norm_topk_prob when config.json has none */
 	unsigned flags;          /* ARCH_* */
 	const struct arch_key *keys;
 	int n_keys;

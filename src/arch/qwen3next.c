@@ -42,76 +42,104 @@ static const struct arch_key q35_keys[] = {
 	{ "rope.dimension_sections", AK_I32X4, HP(rope_sections), false, 0, -1, -1, false },
 };
 
-/* One row of the table; the hybrids' tables differ in two rows. */
-#define T(name, slot, field, kinds, flags, nd, ne0, ne1, ne2, init)                            \
-	{ name, slot, field, kinds, flags, nd, { ne0, ne1, ne2 }, init, NULL, XF_COPY }
+/* One row of the table: GGUF name, slot, field, layer kinds, flags, dims,
+ * init, then the Hugging Face name and transform convert uses (HF names
+ * after convert's normalisation: "model.language_model." is "model.", the
+ * MTP block's "mtp.layers.J." is "model.layers.<n_layer + J>."). */
+#define T(name, slot, field, kinds, flags, nd, ne0, ne1, ne2, init, hf, xf)                    \
+	{ name, slot, field, kinds, flags, nd, { ne0, ne1, ne2 }, init, hf, xf, NULL, XF_COPY }
+/* A routed-expert row: per expert (stacked), or fused (one 3-D tensor). */
+#define TX(name, field, ne0, ne1, hf, alt, xf_alt)                                              \
+	{ name, SLOT_EXPS, field, LAYERS_ALL, AT_EXPERT, 3, { ne0, ne1, DIM_EXPERT }, INIT_LINEAR, \
+	  hf, XF_STACK, alt, xf_alt }
+#define L_ "model.layers.%d."
 
-#define HYBRID_TENSORS                                                                         \
+/* The two differ in the DeltaNet's input projections: qwen3next's fused
+ * in_proj_qkvz, qwen3.5's in_proj_qkv + in_proj_z. */
+#define HYBRID_TENSORS(qkv_hf, qkv_xf, z_hf, z_xf)                                             \
 	T("token_embd.weight", SLOT_MAT, MW(tok_embd), 0, 0, 2, DIM_EMBD, DIM_VOCAB, 0,          \
-	  INIT_EMBED),                                                                         \
+	  INIT_EMBED, "model.embed_tokens.weight", XF_COPY),                                   \
 	T("output_norm.weight", SLOT_VEC, MW(output_norm), 0, AT_KEEP_F32, 1, DIM_EMBD, 0, 0,    \
-	  INIT_NORM),                                                                          \
+	  INIT_NORM, "model.norm.weight", XF_NORM_PLUS1),                                      \
 	T("output.weight", SLOT_MAT, MW(output), 0, AT_OPTIONAL, 2, DIM_EMBD, DIM_VOCAB, 0,      \
-	  INIT_LINEAR),                                                                        \
+	  INIT_LINEAR, "lm_head.weight", XF_COPY),                                             \
 	T("blk.%d.attn_norm.weight", SLOT_VEC, LW(attn_norm), LAYERS_ALL, AT_KEEP_F32, 1,       \
-	  DIM_EMBD, 0, 0, INIT_NORM),                                                          \
+	  DIM_EMBD, 0, 0, INIT_NORM, L_ "input_layernorm.weight", XF_NORM_PLUS1),              \
 	T("blk.%d.attn_q.weight", SLOT_MAT, LW(wq), ATTN, 0, 2, DIM_EMBD, DIM_QG, 0,             \
-	  INIT_LINEAR),                                                                        \
+	  INIT_LINEAR, L_ "self_attn.q_proj.weight", XF_COPY),                                 \
 	T("blk.%d.attn_k.weight", SLOT_MAT, LW(wk), ATTN, 0, 2, DIM_EMBD, DIM_KV, 0,             \
-	  INIT_LINEAR),                                                                        \
+	  INIT_LINEAR, L_ "self_attn.k_proj.weight", XF_COPY),                                 \
 	T("blk.%d.attn_v.weight", SLOT_MAT, LW(wv), ATTN, 0, 2, DIM_EMBD, DIM_KV, 0,             \
-	  INIT_LINEAR),                                                                        \
+	  INIT_LINEAR, L_ "self_attn.v_proj.weight", XF_COPY),                                 \
 	T("blk.%d.attn_output.weight", SLOT_MAT, LW(wo), ATTN, 0, 2, DIM_Q, DIM_EMBD, 0,         \
-	  INIT_LINEAR),                                                                        \
+	  INIT_LINEAR, L_ "self_attn.o_proj.weight", XF_COPY),                                 \
 	T("blk.%d.attn_q_norm.weight", SLOT_VEC, LW(q_norm), ATTN, AT_KEEP_F32, 1, DIM_HEAD, 0,  \
-	  0, INIT_NORM),                                                                       \
+	  0, INIT_NORM, L_ "self_attn.q_norm.weight", XF_NORM_PLUS1),                          \
 	T("blk.%d.attn_k_norm.weight", SLOT_VEC, LW(k_norm), ATTN, AT_KEEP_F32, 1, DIM_HEAD, 0,  \
-	  0, INIT_NORM),                                                                       \
+	  0, INIT_NORM, L_ "self_attn.k_norm.weight", XF_NORM_PLUS1),                          \
 	T("blk.%d.attn_qkv.weight", SLOT_MAT, LW(ssm_qkv), GDN, 0, 2, DIM_EMBD,                  \
-	  DIM_SSM_CHANNELS, 0, INIT_LINEAR),                                                   \
+	  DIM_SSM_CHANNELS, 0, INIT_LINEAR, qkv_hf, qkv_xf),                                   \
 	T("blk.%d.attn_gate.weight", SLOT_MAT, LW(ssm_z), GDN, 0, 2, DIM_EMBD, DIM_SSM_V, 0,     \
-	  INIT_LINEAR),                                                                        \
+	  INIT_LINEAR, z_hf, z_xf),                                                            \
 	T("blk.%d.ssm_conv1d.weight", SLOT_VEC, LW(ssm_conv), GDN, AT_KEEP_F32, 2,               \
-	  DIM_SSM_CONV_K, DIM_SSM_CHANNELS, 0, INIT_CONV),                                     \
+	  DIM_SSM_CONV_K, DIM_SSM_CHANNELS, 0, INIT_CONV, L_ "linear_attn.conv1d.weight",      \
+	  XF_CONV),                                                                            \
 	T("blk.%d.ssm_dt.bias", SLOT_VEC, LW(ssm_dt), GDN, AT_KEEP_F32, 1, DIM_SSM_NV, 0, 0,     \
-	  INIT_SSM_DT),                                                                        \
+	  INIT_SSM_DT, L_ "linear_attn.dt_bias", XF_VROWS),                                    \
 	T("blk.%d.ssm_a", SLOT_VEC, LW(ssm_a), GDN, AT_KEEP_F32, 1, DIM_SSM_NV, 0, 0,            \
-	  INIT_SSM_A),                                                                         \
+	  INIT_SSM_A, L_ "linear_attn.A_log", XF_NEG_EXP),                                     \
 	T("blk.%d.ssm_norm.weight", SLOT_VEC, LW(ssm_norm), GDN, AT_KEEP_F32, 1, DIM_SSM_DV, 0,  \
-	  0, INIT_NORM),                                                                       \
+	  0, INIT_NORM, L_ "linear_attn.norm.weight", XF_COPY),                                \
 	T("blk.%d.ssm_out.weight", SLOT_MAT, LW(ssm_out), GDN, 0, 2, DIM_SSM_V, DIM_EMBD, 0,     \
-	  INIT_LINEAR),                                                                        \
+	  INIT_LINEAR, L_ "linear_attn.out_proj.weight", XF_VCOLS),                            \
 	T("blk.%d.post_attention_norm.weight", SLOT_VEC, LW(ffn_norm), LAYERS_ALL, AT_KEEP_F32, \
-	  1, DIM_EMBD, 0, 0, INIT_NORM),                                                       \
+	  1, DIM_EMBD, 0, 0, INIT_NORM, L_ "post_attention_layernorm.weight", XF_NORM_PLUS1),  \
 	T("blk.%d.ffn_gate_inp.weight", SLOT_MAT, LW(router), LAYERS_ALL, AT_KEEP_F32, 2,       \
-	  DIM_EMBD, DIM_EXPERT, 0, INIT_LINEAR),                                               \
-	T("blk.%d.ffn_gate_exps.weight", SLOT_EXPS, LW(gate), LAYERS_ALL, AT_EXPERT, 3,          \
-	  DIM_EMBD, DIM_FF_EXP, DIM_EXPERT, INIT_LINEAR),                                      \
-	T("blk.%d.ffn_up_exps.weight", SLOT_EXPS, LW(up), LAYERS_ALL, AT_EXPERT, 3, DIM_EMBD,    \
-	  DIM_FF_EXP, DIM_EXPERT, INIT_LINEAR),                                                \
-	T("blk.%d.ffn_down_exps.weight", SLOT_EXPS, LW(down), LAYERS_ALL, AT_EXPERT, 3,          \
-	  DIM_FF_EXP, DIM_EMBD, DIM_EXPERT, INIT_LINEAR),                                      \
+	  DIM_EMBD, DIM_EXPERT, 0, INIT_LINEAR, L_ "mlp.gate.weight", XF_COPY),                \
+	TX("blk.%d.ffn_gate_exps.weight", LW(gate), DIM_EMBD, DIM_FF_EXP,                       \
+	   L_ "mlp.experts.%d.gate_proj.weight", L_ "mlp.experts.gate_up_proj", XF_SPLIT_GATE), \
+	TX("blk.%d.ffn_up_exps.weight", LW(up), DIM_EMBD, DIM_FF_EXP,                           \
+	   L_ "mlp.experts.%d.up_proj.weight", L_ "mlp.experts.gate_up_proj", XF_SPLIT_UP),     \
+	TX("blk.%d.ffn_down_exps.weight", LW(down), DIM_FF_EXP, DIM_EMBD,                       \
+	   L_ "mlp.experts.%d.down_proj.weight", L_ "mlp.experts.down_proj", XF_COPY),          \
 	T("blk.%d.ffn_gate_inp_shexp.weight", SLOT_VEC, LW(sh_gate_inp), LAYERS_ALL,            \
-	  AT_KEEP_F32, 1, DIM_EMBD, 0, 0, INIT_LINEAR),                                        \
+	  AT_KEEP_F32, 1, DIM_EMBD, 0, 0, INIT_LINEAR, L_ "mlp.shared_expert_gate.weight",     \
+	  XF_COPY),                                                                            \
 	T("blk.%d.ffn_gate_shexp.weight", SLOT_MAT, LW(sh_gate), LAYERS_ALL, 0, 2, DIM_EMBD,     \
-	  DIM_FF_SHEXP, 0, INIT_LINEAR),                                                       \
+	  DIM_FF_SHEXP, 0, INIT_LINEAR, L_ "mlp.shared_expert.gate_proj.weight", XF_COPY),     \
 	T("blk.%d.ffn_up_shexp.weight", SLOT_MAT, LW(sh_up), LAYERS_ALL, 0, 2, DIM_EMBD,         \
-	  DIM_FF_SHEXP, 0, INIT_LINEAR),                                                       \
+	  DIM_FF_SHEXP, 0, INIT_LINEAR, L_ "mlp.shared_expert.up_proj.weight", XF_COPY),       \
 	T("blk.%d.ffn_down_shexp.weight", SLOT_MAT, LW(sh_down), LAYERS_ALL, 0, 2, DIM_FF_SHEXP, \
-	  DIM_EMBD, 0, INIT_LINEAR)
+	  DIM_EMBD, 0, INIT_LINEAR, L_ "mlp.shared_expert.down_proj.weight", XF_COPY)
+
+/* The MTP block's own tensors (architectures.md §8), beside its attention
+ * and MoE rows (those of an attention layer); kept in the file, never run. */
+#define MTP_TENSORS                                                                            \
+	T("blk.%d.nextn.eh_proj.weight", SLOT_MAT, 0, LAYERS_MTP, 0, 2, DIM_EMBD_X2, DIM_EMBD, \
+	  0, INIT_LINEAR, "mtp.fc.weight", XF_COPY),                                           \
+	T("blk.%d.nextn.enorm.weight", SLOT_VEC, 0, LAYERS_MTP, AT_KEEP_F32, 1, DIM_EMBD, 0, 0,  \
+	  INIT_NORM, "mtp.pre_fc_norm_embedding.weight", XF_NORM_PLUS1),                       \
+	T("blk.%d.nextn.hnorm.weight", SLOT_VEC, 0, LAYERS_MTP, AT_KEEP_F32, 1, DIM_EMBD, 0, 0,  \
+	  INIT_NORM, "mtp.pre_fc_norm_hidden.weight", XF_NORM_PLUS1),                          \
+	T("blk.%d.nextn.shared_head_norm.weight", SLOT_VEC, 0, LAYERS_MTP, AT_KEEP_F32, 1,      \
+	  DIM_EMBD, 0, 0, INIT_NORM, "mtp.norm.weight", XF_NORM_PLUS1)
 
 static const struct arch_tensor next_tensors[] = {
-	HYBRID_TENSORS,
+	HYBRID_TENSORS(L_ "linear_attn.in_proj_qkvz.weight", XF_QKVZ_QKV,
+		       L_ "linear_attn.in_proj_qkvz.weight", XF_QKVZ_Z),
 	T("blk.%d.ssm_ba.weight", SLOT_MAT, LW(ssm_ba), GDN, 0, 2, DIM_EMBD, DIM_SSM_2NV, 0,
-	  INIT_LINEAR),
+	  INIT_LINEAR, L_ "linear_attn.in_proj_ba.weight", XF_COPY),
+	MTP_TENSORS,
 };
 
 static const struct arch_tensor q35_tensors[] = {
-	HYBRID_TENSORS,
+	HYBRID_TENSORS(L_ "linear_attn.in_proj_qkv.weight", XF_QKV,
+		       L_ "linear_attn.in_proj_z.weight", XF_VROWS),
 	T("blk.%d.ssm_beta.weight", SLOT_MAT, LW(ssm_beta), GDN, 0, 2, DIM_EMBD, DIM_SSM_NV, 0,
-	  INIT_LINEAR),
+	  INIT_LINEAR, L_ "linear_attn.in_proj_b.weight", XF_VROWS),
 	T("blk.%d.ssm_alpha.weight", SLOT_MAT, LW(ssm_alpha), GDN, 0, 2, DIM_EMBD, DIM_SSM_NV, 0,
-	  INIT_LINEAR),
+	  INIT_LINEAR, L_ "linear_attn.in_proj_a.weight", XF_VROWS),
+	MTP_TENSORS,
 };
 
 /* Layer i is full attention iff (i + 1) % full_attention_interval == 0, or
@@ -160,6 +188,9 @@ static int layer(struct fwd *f, int il, int n, int pos0, struct fm_error *err)
 const struct arch arch_qwen3next = {
 	.name = "qwen3next",
 	.hf_model_type = "qwen3_next",
+	.hf_archs = (const char *const[]){ "Qwen3NextForCausalLM", NULL },
+	.hf_rotary_factor = 0.25f, /* Qwen3NextConfig's default, as llama.cpp assumes */
+	.hf_norm_topk = true,
 	.flags = ARCH_GATED_ATTN | ARCH_SHARED_EXPERT,
 	.keys = next_keys,
 	.n_keys = sizeof(next_keys) / sizeof(next_keys[0]),
@@ -173,6 +204,10 @@ const struct arch arch_qwen3next = {
 const struct arch arch_qwen35moe = {
 	.name = "qwen35moe",
 	.hf_model_type = "qwen3_5_moe",
+	.hf_archs = (const char *const[]){ "Qwen3_5MoeForConditionalGeneration",
+					   "Qwen3_5MoeForCausalLM", NULL },
+	.hf_rotary_factor = 0.25f,
+	.hf_norm_topk = true, /* its router always renormalises */
 	.flags = ARCH_GATED_ATTN | ARCH_SHARED_EXPERT | ARCH_V_TILED | ARCH_ROPE_SECTIONS,
 	.keys = q35_keys,
 	.n_keys = sizeof(q35_keys) / sizeof(q35_keys[0]),

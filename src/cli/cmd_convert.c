@@ -1,6 +1,7 @@
-/* cmd_convert.c: `flashmoe convert`, a Hugging Face Qwen3-MoE checkpoint
- * directory -> GGUF (as llama.cpp's convert_hf_to_gguf.py writes it): parses
- * the flags, prints a line per tensor and a summary. The conversion is
+/* cmd_convert.c: `flashmoe convert`, a Hugging Face checkpoint directory
+ * (Qwen3-MoE, Qwen3-Next, Qwen3.5-MoE) -> GGUF, as llama.cpp's
+ * convert_hf_to_gguf.py writes it: parses the flags, prints a line per
+ * tensor, a progress line on a terminal and a summary. The conversion is
  * src/convert.c.
  *
  * An offline tool, not part of inference: it uses the internal header
@@ -8,17 +9,24 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../convert.h"
 #include "cli.h"
 
 static const char convert_usage[] =
-	"usage: flashmoe convert DIR --out OUT.gguf [--type f32|f16|bf16|q8_0] [-t N] [-q]\n"
-	"  DIR: a Hugging Face Qwen3MoeForCausalLM checkpoint (config.json, model.safetensors\n"
-	"  or the shards of model.safetensors.index.json, tokenizer.json,\n"
-	"  tokenizer_config.json). Writes arch qwen3moe, as llama.cpp's convert_hf_to_gguf.py.\n"
-	"  --type: weight matrices (default f16); norms and the router stay f32.\n"
-	"  -t: threads (default 2); -q: no per-tensor lines.\n"
+	"usage: flashmoe convert DIR --out OUT.gguf [--type f32|f16|bf16|q8_0] [--no-mtp] [-t N] [-q]\n"
+	"  DIR: a Hugging Face checkpoint (config.json, model.safetensors or the shards of\n"
+	"  model.safetensors.index.json, tokenizer.json, tokenizer_config.json) of\n"
+	"  Qwen3MoeForCausalLM (arch qwen3moe), Qwen3NextForCausalLM (qwen3next) or\n"
+	"  Qwen3_5MoeForConditionalGeneration / Qwen3_5MoeForCausalLM (qwen35moe), as\n"
+	"  transformers 4.x or 5.x saves it. Writes what llama.cpp's convert_hf_to_gguf.py\n"
+	"  writes; the vision tower is left out.\n"
+	"  --type: weight matrices (default f16); norms, routers and conv kernels stay f32.\n"
+	"  --no-mtp: leave out the multi-token-prediction block (kept by default, as\n"
+	"  llama.cpp keeps it; flashmoe does not run it).\n"
+	"  -t: threads (default 2); -q: no per-tensor lines. On a terminal, stderr shows\n"
+	"  one progress line (tensor, percent, MB/s, ETA).\n"
 	"  OUT is written beside itself as OUT.tmp.XXXXXX and renamed over OUT only when\n"
 	"  complete and fsync'd: on any error an existing OUT is left as it was. OUT may\n"
 	"  not be an input file (nor a link to one) or a device, FIFO or directory.\n";
@@ -26,7 +34,9 @@ static const char convert_usage[] =
 struct convert_opts {
 	const char *dir, *out, *type;
 	int n_threads;
-	bool quiet;
+	bool quiet, no_mtp;
+	bool tty;                  /* stderr is a terminal: a progress line */
+	struct quant_meter meter;
 };
 
 /* 1 done (help printed), 0 parsed, -1 bad arguments (message printed). */
@@ -46,6 +56,8 @@ static int parse_args(int argc, char **argv, struct convert_opts *o)
 				return -1;
 		} else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
 			o->quiet = true;
+		} else if (!strcmp(a, "--no-mtp")) {
+			o->no_mtp = true;
 		} else if (cli_is_help(a)) {
 			fputs(convert_usage, stdout);
 			return 1;
@@ -67,14 +79,24 @@ static int parse_args(int argc, char **argv, struct convert_opts *o)
 
 static void print_tensor(void *user_data, const struct convert_tensor_report *r)
 {
-	const bool *quiet = user_data;
-	if (*quiet)
+	const struct convert_opts *o = user_data;
+	if (o->quiet)
 		return;
+	if (o->tty)
+		fputs("\r\033[K", stderr); /* the progress line gives way */
 	char shape[96] = "";
 	cli_shape(shape, sizeof(shape), r->n_dims, r->ne);
 	printf("[%4llu/%4llu] %-32s %-22s %5s -> %-5s%s\n", (unsigned long long)r->index + 1,
 	       (unsigned long long)r->n_tensors, r->name, shape, fm_type_name(r->from),
 	       fm_type_name(r->to), r->n_sources > 1 ? " (experts stacked)" : "");
+}
+
+static void show_progress(void *user_data, const struct quant_progress *p)
+{
+	struct convert_opts *o = user_data;
+	char line[160];
+	if (o->tty && quant_meter_line(&o->meter, p, line, sizeof(line)))
+		fprintf(stderr, "\r%s\033[K%s", line, p->name ? "" : "\r\033[K");
 }
 
 int cmd_convert(int argc, char **argv)
@@ -89,12 +111,14 @@ int cmd_convert(int argc, char **argv)
 			o.type);
 		return 2;
 	}
+	o.tty = isatty(STDERR_FILENO);
 	struct convert_params p = { .type = (enum ggml_type)t, .n_threads = o.n_threads,
-				    .on_tensor = print_tensor, .user_data = &o.quiet };
+				    .no_mtp = o.no_mtp, .on_tensor = print_tensor,
+				    .progress = show_progress, .user_data = &o };
 	struct convert_summary s;
 	struct fm_error err = { 0 };
 	if (convert_hf(o.dir, o.out, &p, &s, &err)) {
-		fprintf(stderr, "flashmoe convert: %s\n", err.msg);
+		fprintf(stderr, "%sflashmoe convert: %s\n", o.tty ? "\r\033[K" : "", err.msg);
 		return 1;
 	}
 	printf("converted %llu tensors from %llu safetensors file%s: %s, %llu bytes (%.2f MiB) "

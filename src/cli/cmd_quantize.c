@@ -1,12 +1,14 @@
 /* cmd_quantize.c: `flashmoe quantize`, requantize a model file (like
  * llama.cpp's llama-quantize): parses the flags, prints a line per tensor and
- * a summary. The conversion is src/quantize.c.
+ * a summary, and on a terminal a progress line on stderr (tensor, percent,
+ * MB/s, ETA). The conversion is src/quantize.c.
  *
  * An offline tool, not part of inference: it uses the internal header
  * src/quantize.h rather than flashmoe.h (as cache-sim uses cachesim.h).
  */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../quantize.h"
 #include "cli.h"
@@ -20,7 +22,8 @@ static const char quant_usage[] =
 	"  --tensor-type (repeatable; the first match wins over the flags above): weight\n"
 	"  matrices whose name matches REGEX (POSIX extended, anywhere in the name), e.g.\n"
 	"  --tensor-type ffn_down_exps=q4_k --tensor-type 'blk\\.[0-3]\\.attn_v=q8_0'.\n"
-	"  Norms and the router (ffn_gate_inp) stay f32 unless a REGEX matches the router.\n"
+	"  Norms, routers (ffn_gate_inp) and DeltaNet conv kernels stay f32 unless a REGEX\n"
+	"  matches them.\n"
 	"  Rows that are not whole blocks fall back: k-quants -> q8_0 -> f16.\n"
 	"  -t: threads (default 2); -q: no per-tensor lines.\n"
 	"  OUT is written beside itself as OUT.tmp.XXXXXX and renamed over OUT only when\n"
@@ -36,6 +39,8 @@ struct quant_opts {
 	int n_tensor_type;
 	int n_threads;
 	bool quiet;
+	bool tty;                  /* stderr is a terminal: a progress line */
+	struct quant_meter meter;
 };
 
 /* name -> a type quantize can write; false (with a message) otherwise. */
@@ -149,13 +154,15 @@ static bool resolve_types(const struct quant_opts *o, struct quant_params *p,
 
 static void print_tensor(void *user_data, const struct quant_tensor_report *r)
 {
-	const bool *quiet = user_data;
+	const struct quant_opts *o = user_data;
+	if (o->tty && (r->to != r->wanted || !o->quiet))
+		fputs("\r\033[K", stderr); /* the progress line gives way */
 	if (r->to != r->wanted)
 		fprintf(stderr,
 			"flashmoe quantize: tensor '%s': rows of %llu are not whole %s blocks; "
 			"using %s\n", r->name, (unsigned long long)r->ne[0], fm_type_name(r->wanted),
 			fm_type_name(r->to));
-	if (*quiet)
+	if (o->quiet)
 		return;
 	char shape[128] = "";
 	cli_shape(shape, sizeof(shape), r->n_dims, r->ne);
@@ -163,6 +170,14 @@ static void print_tensor(void *user_data, const struct quant_tensor_report *r)
 	       (unsigned long long)r->index + 1, (unsigned long long)r->n_tensors, r->name, shape,
 	       fm_type_name(r->from), fm_type_name(r->to), (unsigned long long)r->in_bytes,
 	       (unsigned long long)r->out_bytes, r->copied ? " (copied)" : "");
+}
+
+static void show_progress(void *user_data, const struct quant_progress *p)
+{
+	struct quant_opts *o = user_data;
+	char line[160];
+	if (o->tty && quant_meter_line(&o->meter, p, line, sizeof(line)))
+		fprintf(stderr, "\r%s\033[K%s", line, p->name ? "" : "\r\033[K");
 }
 
 int cmd_quantize(int argc, char **argv)
@@ -178,12 +193,14 @@ int cmd_quantize(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
+	o.tty = isatty(STDERR_FILENO);
 	p.on_tensor = print_tensor;
-	p.user_data = &o.quiet;
+	p.progress = show_progress;
+	p.user_data = &o;
 	struct quant_summary s;
 	struct fm_error err = { 0 };
 	if (quant_file(o.in, o.out, &p, &s, &err)) {
-		fprintf(stderr, "flashmoe quantize: %s\n", err.msg);
+		fprintf(stderr, "%sflashmoe quantize: %s\n", o.tty ? "\r\033[K" : "", err.msg);
 		rc = 1;
 		goto out;
 	}
