@@ -66,7 +66,8 @@ struct fm_model_params {
 	const char *trace_experts; /* write every routing decision to this file */
 	bool stream;              /* stream experts even when everything would fit */
 	uint64_t cache_bytes;     /* expert cache size when streaming; 0 = what --mem leaves */
-	const char *kv_type;      /* KV cache format of contexts: "f32", "f16"; NULL = f32 */
+	const char *kv_type;      /* KV cache format of contexts: "f32", "f16", "q8_0"; NULL = f32 */
+	const char *kv_type_k, *kv_type_v; /* keys' / values' format; NULL = kv_type */
 };
 
 FM_API void fm_model_params_default(struct fm_model_params *p);

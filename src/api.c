@@ -114,10 +114,13 @@ struct fm_model *fm_model_open(const char *path, const struct fm_model_params *p
 	fm->k = pick_kernels(p->isa, err);
 	if (!fm->k)
 		goto fail;
-	fm->kv_type = p->kv_type ? kv_type_from_name(p->kv_type) : KV_F32;
-	if (fm->kv_type < 0) {
-		fm_err(err, FM_EINVAL, NULL, FM_NO_OFFSET,
-		       "unknown KV cache type '%s' (expected f32 or f16)", p->kv_type);
+	const char *tk = p->kv_type_k ? p->kv_type_k : p->kv_type;
+	const char *tv = p->kv_type_v ? p->kv_type_v : p->kv_type;
+	fm->kv_type_k = tk ? kv_type_from_name(tk) : KV_F32;
+	fm->kv_type_v = tv ? kv_type_from_name(tv) : KV_F32;
+	if (fm->kv_type_k < 0 || fm->kv_type_v < 0) {
+		fm_err(err, FM_EINVAL, NULL, FM_NO_OFFSET, "unknown KV cache type '%s' (%s)",
+		       fm->kv_type_k < 0 ? tk : tv, kv_type_names());
 		goto fail;
 	}
 	fm->file = gguf_open(path, err);

@@ -27,7 +27,8 @@ struct fm_ctx *fm_ctx_new(struct fm_model *fm, int n_ctx, struct fm_error *err)
 	c->n_ctx = n_ctx;
 	c->multi_end = -1;
 	c->n_batch = n_ctx < FM_DEFAULT_BATCH ? n_ctx : FM_DEFAULT_BATCH;
-	c->st = state_new(hp, n_ctx, (enum kv_type)fm->kv_type, &fm->mem, err);
+	c->st = state_new(hp, n_ctx, (enum kv_type)fm->kv_type_k, (enum kv_type)fm->kv_type_v,
+			  &fm->mem, err);
 	if (!c->st)
 		goto fail;
 	c->fwd = fwd_new(&fm->m, fm->k, fm->pool, c->st, c->n_batch, &fm->mem, err);

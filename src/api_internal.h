@@ -30,7 +30,7 @@ struct fm_model {
 	struct fm_model_info info;
 	char name[256];
 	struct fm_stats stats;
-	int kv_type;                   /* enum kv_type of new contexts */
+	int kv_type_k, kv_type_v;      /* enum kv_type of new contexts' K and V */
 	/* expert streaming */
 	bool streaming;
 	struct io_engine *io;

@@ -1,48 +1,236 @@
-/* kv.c: f32 and f16 KV caches (see kv.h). */
+/* kv.c: the KV cache of the attention layers, its formats as a table (see
+ * kv.h). Each format is four operations on rows of head_dim values: bytes
+ * per row, store (convert) a row, score a query against a span of rows, and
+ * accumulate weighted rows into an output. Keys and values have a format
+ * each (llama.cpp's --cache-type-k / --cache-type-v).
+ *
+ *   f32   the rows themselves; the attention kernels of the kernel table
+ *   f16   IEEE half; converted row by row
+ *   q8_0  blocks of 32: an f16 scale d and 32 int8 q, x = d * q (ggml's
+ *         Q8_0 block), rounded to nearest as the weight format does */
 #include "kv.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ops.h"
 
+struct kv_format {
+	const char *name;
+	size_t (*row_bytes)(int hd);      /* 0: head_dim not supported */
+	void (*store)(const float *x, uint8_t *dst, int hd);
+	/* out[t] = scale * q . row_t, t < n; rowbuf: hd floats of scratch */
+	void (*score)(const struct kernels *k, const float *q, const uint8_t *rows, int n, int hd,
+		      float scale, float *out, float *rowbuf);
+	/* o = sum_t p[t] row_t, t < n (o overwritten) */
+	void (*accumulate)(const struct kernels *k, float *o, const float *p, const uint8_t *rows,
+			   int n, int hd, float *rowbuf);
+};
+
 struct kv_cache {
 	int n_layer, n_head_kv, head_dim, n_ctx;
-	enum kv_type type;
-	size_t elem_bytes;
-	size_t bytes;        /* k and v together */
-	uint8_t *k, *v;      /* [n_layer][n_head_kv][n_ctx][head_dim] */
+	const struct kv_format *fk, *fv;
+	size_t kb, vb;       /* bytes per row of K, of V */
+	size_t bytes_k, bytes_v;
+	uint8_t *k, *v;      /* [n_layer][n_head_kv][n_ctx][kb or vb] */
 	struct fm_mem *mem;
 };
 
-struct kv_cache *kv_new(int n_layer, int n_head_kv, int head_dim, int n_ctx, enum kv_type type,
-			struct fm_mem *mem, struct fm_error *err)
+/* ---- f32 ---- */
+
+static size_t f32_bytes(int hd)
+{
+	return (size_t)hd * sizeof(float);
+}
+
+static void f32_store(const float *x, uint8_t *dst, int hd)
+{
+	memcpy(dst, x, (size_t)hd * sizeof(float));
+}
+
+static void f32_score(const struct kernels *k, const float *q, const uint8_t *rows, int n, int hd,
+		      float scale, float *out, float *rowbuf)
+{
+	(void)rowbuf;
+	k->attn_dot_rows(out, q, (const float *)rows, n, hd, scale);
+}
+
+static void f32_accumulate(const struct kernels *k, float *o, const float *p, const uint8_t *rows,
+			   int n, int hd, float *rowbuf)
+{
+	(void)rowbuf;
+	k->attn_wsum(o, p, (const float *)rows, n, hd);
+}
+
+/* ---- f16 ---- */
+
+static size_t f16_bytes(int hd)
+{
+	return (size_t)hd * sizeof(uint16_t);
+}
+
+static void f16_store(const float *x, uint8_t *dst, int hd)
+{
+	uint16_t *d = (uint16_t *)dst;
+	for (int i = 0; i < hd; i++)
+		d[i] = fm_fp32_to_fp16(x[i]);
+}
+
+static const float *f16_row(const uint8_t *row, int hd, float *buf)
+{
+	const uint16_t *s = (const uint16_t *)row;
+	for (int i = 0; i < hd; i++)
+		buf[i] = fm_fp16_to_fp32(s[i]);
+	return buf;
+}
+
+static void f16_score(const struct kernels *k, const float *q, const uint8_t *rows, int n, int hd,
+		      float scale, float *out, float *rowbuf)
+{
+	(void)k;
+	for (int t = 0; t < n; t++)
+		out[t] = ops_dot(q, f16_row(rows + (size_t)t * f16_bytes(hd), hd, rowbuf), hd) * scale;
+}
+
+static void f16_accumulate(const struct kernels *k, float *o, const float *p, const uint8_t *rows,
+			   int n, int hd, float *rowbuf)
+{
+	(void)k;
+	memset(o, 0, (size_t)hd * sizeof(float));
+	for (int t = 0; t < n; t++)
+		ops_axpy(o, p[t], f16_row(rows + (size_t)t * f16_bytes(hd), hd, rowbuf), hd);
+}
+
+/* ---- q8_0 ---- */
+
+#define KV_Q8_BLOCK 32
+#define KV_Q8_BLOCK_BYTES (2 + KV_Q8_BLOCK)
+
+static size_t q8_bytes(int hd)
+{
+	return hd % KV_Q8_BLOCK ? 0 : (size_t)hd / KV_Q8_BLOCK * KV_Q8_BLOCK_BYTES;
+}
+
+static void q8_store(const float *x, uint8_t *dst, int hd)
+{
+	for (int b = 0; b < hd / KV_Q8_BLOCK; b++, x += KV_Q8_BLOCK, dst += KV_Q8_BLOCK_BYTES) {
+		float amax = 0.0f;
+		for (int i = 0; i < KV_Q8_BLOCK; i++)
+			amax = fabsf(x[i]) > amax ? fabsf(x[i]) : amax;
+		float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
+		uint16_t dh = fm_fp32_to_fp16(d);
+		memcpy(dst, &dh, 2);
+		int8_t *qs = (int8_t *)dst + 2;
+		for (int i = 0; i < KV_Q8_BLOCK; i++)
+			qs[i] = (int8_t)lrintf(x[i] * id);
+	}
+}
+
+static void q8_score(const struct kernels *k, const float *q, const uint8_t *rows, int n, int hd,
+		     float scale, float *out, float *rowbuf)
+{
+	(void)k, (void)rowbuf;
+	size_t rb = q8_bytes(hd);
+	for (int t = 0; t < n; t++) {
+		const uint8_t *r = rows + (size_t)t * rb;
+		float acc = 0.0f;
+		for (int b = 0; b < hd / KV_Q8_BLOCK; b++, r += KV_Q8_BLOCK_BYTES) {
+			uint16_t dh;
+			memcpy(&dh, r, 2);
+			const int8_t *qs = (const int8_t *)r + 2;
+			const float *qb = q + (size_t)b * KV_Q8_BLOCK;
+			float s = 0.0f;
+			for (int i = 0; i < KV_Q8_BLOCK; i++)
+				s += qb[i] * (float)qs[i];
+			acc += fm_fp16_to_fp32(dh) * s;
+		}
+		out[t] = acc * scale;
+	}
+}
+
+static void q8_accumulate(const struct kernels *k, float *o, const float *p, const uint8_t *rows,
+			  int n, int hd, float *rowbuf)
+{
+	(void)k, (void)rowbuf;
+	size_t rb = q8_bytes(hd);
+	memset(o, 0, (size_t)hd * sizeof(float));
+	for (int t = 0; t < n; t++) {
+		const uint8_t *r = rows + (size_t)t * rb;
+		for (int b = 0; b < hd / KV_Q8_BLOCK; b++, r += KV_Q8_BLOCK_BYTES) {
+			uint16_t dh;
+			memcpy(&dh, r, 2);
+			float w = p[t] * fm_fp16_to_fp32(dh);
+			const int8_t *qs = (const int8_t *)r + 2;
+			float *ob = o + (size_t)b * KV_Q8_BLOCK;
+			for (int i = 0; i < KV_Q8_BLOCK; i++)
+				ob[i] += w * (float)qs[i];
+		}
+	}
+}
+
+static const struct kv_format formats[] = {
+	[KV_F32] = { "f32", f32_bytes, f32_store, f32_score, f32_accumulate },
+	[KV_F16] = { "f16", f16_bytes, f16_store, f16_score, f16_accumulate },
+	[KV_Q8_0] = { "q8_0", q8_bytes, q8_store, q8_score, q8_accumulate },
+};
+
+int kv_type_from_name(const char *name)
+{
+	for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++)
+		if (!strcmp(name, formats[i].name))
+			return (int)i;
+	return -1;
+}
+
+const char *kv_type_names(void)
+{
+	return "f32, f16, q8_0";
+}
+
+size_t kv_bytes_per_token(int n_layer, int n_head_kv, int head_dim, enum kv_type tk,
+			  enum kv_type tv)
+{
+	return (size_t)n_layer * n_head_kv *
+	       (formats[tk].row_bytes(head_dim) + formats[tv].row_bytes(head_dim));
+}
+
+struct kv_cache *kv_new(int n_layer, int n_head_kv, int head_dim, int n_ctx, enum kv_type tk,
+			enum kv_type tv, struct fm_mem *mem, struct fm_error *err)
 {
 	struct kv_cache *kv = calloc(1, sizeof(*kv));
 	if (!kv) {
 		fm_err(err, FM_ENOMEM, NULL, FM_NO_OFFSET, "out of memory");
 		return NULL;
 	}
-	*kv = (struct kv_cache){ n_layer, n_head_kv, head_dim, n_ctx, type,
-				 type == KV_F16 ? 2 : 4, 0, NULL, NULL, mem };
-	uint64_t half;
-	if (!fm_mul_ok((uint64_t)n_layer * n_head_kv, (uint64_t)n_ctx * head_dim, &half) ||
-	    !fm_mul_ok(half, kv->elem_bytes, &half) || half > SIZE_MAX / 2) {
+	*kv = (struct kv_cache){ .n_layer = n_layer, .n_head_kv = n_head_kv, .head_dim = head_dim,
+				 .n_ctx = n_ctx, .fk = &formats[tk], .fv = &formats[tv], .mem = mem };
+	kv->kb = kv->fk->row_bytes(head_dim);
+	kv->vb = kv->fv->row_bytes(head_dim);
+	if (!kv->kb || !kv->vb) {
+		fm_err(err, FM_EUNSUPPORTED, NULL, FM_NO_OFFSET,
+		       "KV cache type %s/%s cannot hold heads of %d values (q8_0: a multiple of 32)",
+		       kv->fk->name, kv->fv->name, head_dim);
+		goto fail;
+	}
+	uint64_t rows;
+	if (!fm_mul_ok((uint64_t)n_layer * n_head_kv, (uint64_t)n_ctx, &rows) ||
+	    !fm_mul_ok(rows, kv->kb, &kv->bytes_k) || !fm_mul_ok(rows, kv->vb, &kv->bytes_v) ||
+	    kv->bytes_k > SIZE_MAX / 2 || kv->bytes_v > SIZE_MAX / 2) {
 		fm_err(err, FM_ERANGE, NULL, FM_NO_OFFSET, "KV cache for %d tokens is too large",
 		       n_ctx);
 		goto fail;
 	}
-	kv->bytes = (size_t)half * 2;
 	size_t left = fm_mem_left(mem);
-	kv->k = fm_alloc(mem, (size_t)half);
-	kv->v = kv->k ? fm_alloc(mem, (size_t)half) : NULL;
+	kv->k = fm_alloc(mem, kv->bytes_k);
+	kv->v = kv->k ? fm_alloc(mem, kv->bytes_v) : NULL;
 	if (!kv->v) {
-		size_t per_tok = kv->bytes / (size_t)n_ctx;
+		size_t all = kv->bytes_k + kv->bytes_v, per_tok = all / (size_t)n_ctx;
 		fm_err(err, FM_ENOMEM, NULL, FM_NO_OFFSET,
-		       "a KV cache of %d tokens needs %.1f MiB (%.1f KiB per token), more than the "
-		       "%.1f MiB left of %s; a context of at most %zu tokens fits", n_ctx,
-		       kv->bytes / 1048576.0, per_tok / 1024.0, left / 1048576.0,
-		       mem && mem->budget_bytes ? "the --mem budget" : "free RAM",
+		       "a KV cache of %d tokens (%s/%s) needs %.1f MiB (%.1f KiB per token), more than "
+		       "the %.1f MiB left of %s; a context of at most %zu tokens fits", n_ctx,
+		       kv->fk->name, kv->fv->name, all / 1048576.0, per_tok / 1024.0,
+		       left / 1048576.0, mem && mem->budget_bytes ? "the --mem budget" : "free RAM",
 		       per_tok ? left / per_tok : 0);
 		goto fail;
 	}
@@ -56,15 +244,14 @@ void kv_free(struct kv_cache *kv)
 {
 	if (!kv)
 		return;
-	size_t half = kv->bytes / 2;
-	fm_free(kv->mem, kv->k, half);
-	fm_free(kv->mem, kv->v, half);
+	fm_free(kv->mem, kv->k, kv->bytes_k);
+	fm_free(kv->mem, kv->v, kv->bytes_v);
 	free(kv);
 }
 
 size_t kv_bytes(const struct kv_cache *kv)
 {
-	return kv->bytes;
+	return kv->bytes_k + kv->bytes_v;
 }
 
 int kv_n_ctx(const struct kv_cache *kv)
@@ -77,47 +264,20 @@ size_t kv_scratch_floats(const struct kv_cache *kv)
 	return (size_t)kv->n_ctx + (size_t)kv->head_dim;
 }
 
-int kv_type_from_name(const char *name)
+/* Row index of (layer, head, pos). */
+static size_t kv_row(const struct kv_cache *kv, int layer, int h, int pos)
 {
-	if (!strcmp(name, "f32"))
-		return KV_F32;
-	if (!strcmp(name, "f16"))
-		return KV_F16;
-	return -1;
-}
-
-static size_t kv_index(const struct kv_cache *kv, int layer, int h, int pos)
-{
-	return (((size_t)layer * kv->n_head_kv + h) * kv->n_ctx + pos) * kv->head_dim;
+	return ((size_t)layer * kv->n_head_kv + h) * kv->n_ctx + pos;
 }
 
 void kv_store(struct kv_cache *kv, int layer, int pos, const float *k, const float *v)
 {
 	int hd = kv->head_dim;
 	for (int h = 0; h < kv->n_head_kv; h++) {
-		size_t i = kv_index(kv, layer, h, pos);
-		if (kv->type == KV_F32) {
-			memcpy((float *)kv->k + i, k + (size_t)h * hd, (size_t)hd * 4);
-			memcpy((float *)kv->v + i, v + (size_t)h * hd, (size_t)hd * 4);
-			continue;
-		}
-		uint16_t *kd = (uint16_t *)kv->k + i, *vd = (uint16_t *)kv->v + i;
-		for (int d = 0; d < hd; d++) {
-			kd[d] = fm_fp32_to_fp16(k[(size_t)h * hd + d]);
-			vd[d] = fm_fp32_to_fp16(v[(size_t)h * hd + d]);
-		}
+		size_t r = kv_row(kv, layer, h, pos);
+		kv->fk->store(k + (size_t)h * hd, kv->k + r * kv->kb, hd);
+		kv->fv->store(v + (size_t)h * hd, kv->v + r * kv->vb, hd);
 	}
-}
-
-/* Row t of K or V as f32 (a pointer into the cache, or converted into buf). */
-static const float *kv_row(const struct kv_cache *kv, const uint8_t *base, size_t i, float *buf)
-{
-	if (kv->type == KV_F32)
-		return (const float *)base + i;
-	const uint16_t *src = (const uint16_t *)base + i;
-	for (int d = 0; d < kv->head_dim; d++)
-		buf[d] = fm_fp16_to_fp32(src[d]);
-	return buf;
 }
 
 void kv_attend(const struct kv_cache *kv, const struct kernels *k, int layer, int h,
@@ -125,21 +285,13 @@ void kv_attend(const struct kv_cache *kv, const struct kernels *k, int layer, in
 {
 	int hd = kv->head_dim;
 	float *rowbuf = scratch + kv->n_ctx; /* one converted row, any head_dim */
-	size_t i0 = kv_index(kv, layer, h, 0);
+	size_t r0 = kv_row(kv, layer, h, 0);
+	const uint8_t *krows = kv->k + r0 * kv->kb, *vrows = kv->v + r0 * kv->vb;
 	for (int r = 0; r < n_rep; r++) {
 		const float *qr = q + (size_t)r * hd;
 		float *o = out + (size_t)r * hd;
-		if (kv->type == KV_F32) { /* rows straight from the cache */
-			k->attn_dot_rows(scratch, qr, (const float *)kv->k + i0, n_pos, hd, scale);
-			ops_softmax(scratch, n_pos);
-			k->attn_wsum(o, scratch, (const float *)kv->v + i0, n_pos, hd);
-			continue;
-		}
-		for (int t = 0; t < n_pos; t++)
-			scratch[t] = ops_dot(qr, kv_row(kv, kv->k, i0 + (size_t)t * hd, rowbuf), hd) * scale;
+		kv->fk->score(k, qr, krows, n_pos, hd, scale, scratch, rowbuf);
 		ops_softmax(scratch, n_pos);
-		memset(o, 0, (size_t)hd * sizeof(float));
-		for (int t = 0; t < n_pos; t++)
-			ops_axpy(o, scratch[t], kv_row(kv, kv->v, i0 + (size_t)t * hd, rowbuf), hd);
+		kv->fv->accumulate(k, o, scratch, vrows, n_pos, hd, rowbuf);
 	}
 }

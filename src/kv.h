@@ -14,18 +14,23 @@
 #include "kernels/kernels.h"
 #include "util.h"
 
-enum kv_type { KV_F32, KV_F16 };
+enum kv_type { KV_F32, KV_F16, KV_Q8_0 };
 
 struct kv_cache;
 
 /* NULL when the budget or the OS refuses (err filled). */
-struct kv_cache *kv_new(int n_layer, int n_head_kv, int head_dim, int n_ctx, enum kv_type type,
-			struct fm_mem *mem, struct fm_error *err);
+struct kv_cache *kv_new(int n_layer, int n_head_kv, int head_dim, int n_ctx, enum kv_type tk,
+			enum kv_type tv, struct fm_mem *mem, struct fm_error *err);
 void kv_free(struct kv_cache *kv);
 size_t kv_bytes(const struct kv_cache *kv);
 int kv_n_ctx(const struct kv_cache *kv);
 /* -1 if name is unknown. */
 int kv_type_from_name(const char *name);
+/* "f32, f16, q8_0", for messages. */
+const char *kv_type_names(void);
+/* Bytes of K and V rows one token adds over n_layer layers of n_head_kv heads. */
+size_t kv_bytes_per_token(int n_layer, int n_head_kv, int head_dim, enum kv_type tk,
+			  enum kv_type tv);
 
 /* Store one position's K and V for all KV heads of a layer:
  * k, v are [n_head_kv][head_dim]. */

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct seq_state *state_new(const struct hparams *hp, int n_ctx, enum kv_type kv_type,
-			    struct fm_mem *mem, struct fm_error *err)
+struct seq_state *state_new(const struct hparams *hp, int n_ctx, enum kv_type tk,
+			    enum kv_type tv, struct fm_mem *mem, struct fm_error *err)
 {
 	struct seq_state *st = calloc(1, sizeof(*st));
 	if (!st) {
@@ -18,7 +18,7 @@ struct seq_state *state_new(const struct hparams *hp, int n_ctx, enum kv_type kv
 		st->snap_pos[i] = -1;
 	if (hp->n_layer_kind[LAYER_ATTN]) {
 		st->kv = kv_new(hp->n_layer_kind[LAYER_ATTN], hp->n_head_kv, hp->head_dim, n_ctx,
-				kv_type, mem, err);
+				tk, tv, mem, err);
 		if (!st->kv)
 			goto fail;
 	}

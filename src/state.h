@@ -34,8 +34,8 @@ struct seq_state {
 	struct fm_mem *mem;
 };
 
-struct seq_state *state_new(const struct hparams *hp, int n_ctx, enum kv_type kv_type,
-			    struct fm_mem *mem, struct fm_error *err);
+struct seq_state *state_new(const struct hparams *hp, int n_ctx, enum kv_type tk,
+			    enum kv_type tv, struct fm_mem *mem, struct fm_error *err);
 void state_free(struct seq_state *st);
 /* Bytes it holds (KV rows, states, snapshots). */
 size_t state_bytes(const struct seq_state *st);

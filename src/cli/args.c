@@ -194,14 +194,22 @@ int cli_model_opt(const char *cmd, struct cli_model_opts *o, int argc, char **ar
 		if (!(v = cli_next(cmd, argc, argv, i)))
 			return -1;
 		o->mp.trace_experts = v;
-	} else if (!strcmp(a, "--kv-type") || !strcmp(a, "--cache-type")) {
+	} else if (!strcmp(a, "--kv-type") || !strcmp(a, "--cache-type") ||
+		   !strcmp(a, "--cache-type-k") || !strcmp(a, "-ctk") ||
+		   !strcmp(a, "--cache-type-v") || !strcmp(a, "-ctv")) {
+		/* llama.cpp's names: -ctk / -ctv for keys / values, --kv-type both */
 		if (!(v = cli_next(cmd, argc, argv, i)))
 			return -1;
-		if (strcmp(v, "f32") && strcmp(v, "f16")) {
-			fprintf(stderr, "flashmoe %s: %s expects f32 or f16, got '%s'\n", cmd, a, v);
+		if (strcmp(v, "f32") && strcmp(v, "f16") && strcmp(v, "q8_0")) {
+			fprintf(stderr, "flashmoe %s: %s expects f32, f16 or q8_0, got '%s'\n", cmd, a, v);
 			return -1;
 		}
-		o->mp.kv_type = v;
+		if (!strcmp(a, "--cache-type-k") || !strcmp(a, "-ctk"))
+			o->mp.kv_type_k = v;
+		else if (!strcmp(a, "--cache-type-v") || !strcmp(a, "-ctv"))
+			o->mp.kv_type_v = v;
+		else
+			o->mp.kv_type = v;
 	} else if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) {
 		o->mp.verbose = true;
 	} else {
