@@ -69,7 +69,7 @@ expect "NaN logits stop logits" nz "not finite" \
 	$BIN logits -m "$T/nan.gguf" --token-ids 1,2,3 --out "$T/l.f32"
 expect "-c beyond training warns" 0 "warning: -c 1024 is beyond the 512 tokens" \
 	$BIN generate -m "$T/m.gguf" --token-ids 1,2,3 -n 2 --temp 0 --ids -c 1024
-expect "-c beyond --mem refused" nz "KV cache of 4000000 tokens needs .* MiB \(.* KiB per token\).*--mem budget; a context of at most [0-9]+ tokens fits" \
+expect "-c beyond --mem refused" nz "KV cache of 4000000 tokens \(f32/f32\) needs .* MiB \(.* KiB per token\).*--mem budget; a context of at most [0-9]+ tokens fits" \
 	$BIN generate -m "$T/m.gguf" --token-ids 1,2,3 -n 2 --temp 0 --ids -c 4000000 --mem 300M
 expect "--mem 0.5K names the budget" nz "--mem 0.0 MiB \(512 bytes\) cannot hold the dense weights" \
 	$BIN generate -m "$T/m.gguf" --token-ids 1,2,3 -n 2 --mem 0.5K
@@ -77,7 +77,7 @@ expect "--mem 0.5K names the budget" nz "--mem 0.0 MiB \(512 bytes\) cannot hold
 # model's F32 KV cache is 64 GiB (skipped where that much is free)
 avail=$(awk '/MemAvailable/ { print int($2 / 1048576) }' /proc/meminfo)
 if [ "${avail:-0}" -lt 60 ] && [ -f models/brown-moe.gguf ]; then
-	expect "-c beyond free RAM refused" nz "KV cache of 16777216 tokens needs 65536.0 MiB.*free RAM; a context of at most [0-9]+ tokens fits" \
+	expect "-c beyond free RAM refused" nz "KV cache of 16777216 tokens \(f32/f32\) needs 65536.0 MiB.*free RAM; a context of at most [0-9]+ tokens fits" \
 		$BIN generate -m models/brown-moe.gguf -p hi -n 2 -c 16777216
 else
 	echo "skip -c beyond free RAM: ${avail} GiB free"
