@@ -597,7 +597,8 @@ static int write_tensors(struct conv *cv, struct convert_summary *sum)
 		done += o->out_bytes;
 		/* a many-GB input need not stay resident, unless the next reads it too
 		 * (gate and up from one fused gate_up_proj) */
-		if (i + 1 == cv->n_t || memcmp(&cv->t[i + 1].src[0], &o->src[0], sizeof(o->src[0])))
+		const struct src_ref *next = i + 1 < cv->n_t ? &cv->t[i + 1].src[0] : NULL;
+		if (!next || next->file != o->src[0].file || next->idx != o->src[0].idx)
 			advise_sources(cv, o, MADV_DONTNEED);
 		if (sum)
 			sum->out_bytes += o->out_bytes;
