@@ -49,7 +49,7 @@ for b in release asan; do
 done
 for t in tests/e2e_*.sh; do
 	# e2e_convert creates the PyTorch venv on a fresh machine (~5 GB)
-	case $t in *e2e_convert.sh) lim=1800 ;; *) lim=600 ;; esac
+	case $t in *e2e_convert*.sh) lim=1800 ;; *) lim=600 ;; esac
 	[ -f "$t" ] && run "$(basename "$t" .sh)" $lim sh "$t"
 done
 if [ -f tests/reference/selftest.py ]; then
