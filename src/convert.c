@@ -214,7 +214,7 @@ static int count_mtp(struct conv *cv)
 
 static uint64_t dim_value(const struct hparams *hp, enum arch_dim d)
 {
-	return d == DIM_EMBD_X2 ? 2 * (uint64_t)hp->n_embd : arch_dim_value(hp, d);
+	return arch_dim_value(hp, d);
 }
 
 static void shape_str(char *buf, size_t size, uint32_t n, const uint64_t *d)

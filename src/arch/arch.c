@@ -44,6 +44,7 @@ uint64_t arch_dim_value(const struct hparams *hp, enum arch_dim d)
 	case DIM_SSM_NV: return nv;
 	case DIM_SSM_2NV: return 2 * nv;
 	case DIM_SSM_DV: return dv;
+	case DIM_EMBD_X2: return 2 * (uint64_t)hp->n_embd;
 	}
 	return 0;
 }

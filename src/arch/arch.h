@@ -52,12 +52,9 @@ enum arch_dim {
 	DIM_NONE, DIM_1, DIM_EMBD, DIM_VOCAB, DIM_HEAD, DIM_Q, DIM_QG, DIM_KV, DIM_EXPERT,
 	DIM_FF_EXP, DIM_FF_SHEXP, DIM_SSM_CONV_K, DIM_SSM_CHANNELS, DIM_SSM_V, DIM_SSM_NV,
 	DIM_SSM_2NV, DIM_SSM_DV,
+	DIM_EMBD_X2,   /* 2 x n_embd: the MTP block's eh_proj input (convert only) */
 };
 
-/* 2 x n_embd (the MTP block's eh_proj input): a dimension only convert
- * reads (its own rows, never bound), outside the enum so arch_dim_value's
- * switch need not know it. */
-#define DIM_EMBD_X2 ((enum arch_dim)0x40)
 
 /* Where a tensor's weight goes. */
 enum arch_slot { SLOT_MAT, SLOT_VEC, SLOT_EXPS };
