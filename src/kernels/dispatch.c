@@ -25,6 +25,7 @@
 #include "attn.h"
 #include "formats.h"
 #include "kquants.h"
+#include "tq.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -117,6 +118,7 @@ static void fill_tables(void)
 		kernels_register_basic(k, isa);
 		kernels_register_kquants(k, isa);
 		kernels_register_attn(k, isa);
+		kernels_register_tq(k, isa);
 		g_kernels.supported[i] = kernels_isa_supported(isa);
 	}
 }

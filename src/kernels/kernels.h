@@ -42,6 +42,13 @@ typedef void (*gemv_fn)(size_t n, const void *w, size_t row_bytes, int nr,
 typedef void (*quantize_row_fn)(const float *x, void *y, size_t n);
 /* Convert a row of a block format back to n floats. */
 typedef void (*dequantize_row_fn)(const void *x, float *y, size_t n);
+/* TurboQuant KV vectors: score a rotated query against n stored vectors, and
+ * add n weighted vectors into a rotated-domain accumulator (tq.h). */
+struct tq_format;
+typedef void (*tq_score_fn)(const struct tq_format *f, const float *q_rot,
+			    const uint8_t *codes, int n, size_t stride, float *scores);
+typedef void (*tq_accumulate_fn)(const struct tq_format *f, const float *w,
+				 const uint8_t *codes, int n, size_t stride, float *acc);
 
 struct kernel_fmt {
 	enum ggml_type act_type;        /* activation format of vec_dot */
@@ -61,6 +68,8 @@ struct kernels {
 	void (*attn_dot_rows)(float *out, const float *q, const float *rows, int n_rows, int n,
 			      float scale);
 	void (*attn_wsum)(float *o, const float *p, const float *rows, int n_rows, int n);
+	tq_score_fn tq_score;
+	tq_accumulate_fn tq_accumulate;
 };
 
 /* Whether this CPU can run isa (CPUID + OS XSAVE support). */
