@@ -7,30 +7,44 @@
  *   f32   the rows themselves; the attention kernels of the kernel table
  *   f16   IEEE half; converted row by row
  *   q8_0  blocks of 32: an f16 scale d and 32 int8 q, x = d * q (ggml's
- *         Q8_0 block), rounded to nearest as the weight format does */
+ *         Q8_0 block), rounded to nearest as the weight format does
+ *   tqB   TurboQuant (src/kernels/tq.h) at B bits per value, norms included
+ *         (tq4, tq3.5, tq3, tq2.5: TurboQuant_mse; tqBp: TurboQuant_prod, the
+ *         unbiased inner-product variant, for keys): attention runs on the
+ *         codes, the query rotated once per head, the values accumulated in
+ *         the rotated domain and rotated back once per head */
 #include "kv.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/tq.h"
 #include "ops.h"
+
+/* A format's parameters for one cache: the TurboQuant layout, if any. */
+struct kv_fmt_state {
+	struct tq_format tq;
+};
 
 struct kv_format {
 	const char *name;
-	size_t (*row_bytes)(int hd);      /* 0: head_dim not supported */
-	void (*store)(const float *x, uint8_t *dst, int hd);
-	/* out[t] = scale * q . row_t, t < n; rowbuf: hd floats of scratch */
-	void (*score)(const struct kernels *k, const float *q, const uint8_t *rows, int n, int hd,
-		      float scale, float *out, float *rowbuf);
+	double tq_bits;                   /* TurboQuant: bits per value; 0: not TQ */
+	enum tq_variant tq_variant;
+	size_t (*row_bytes)(const struct kv_fmt_state *s, int hd); /* 0: hd not supported */
+	void (*store)(const struct kv_fmt_state *s, const float *x, uint8_t *dst, int hd);
+	/* out[t] = scale * q . row_t, t < n; rowbuf: 2 hd floats of scratch */
+	void (*score)(const struct kv_fmt_state *s, const struct kernels *k, const float *q,
+		      const uint8_t *rows, int n, int hd, float scale, float *out, float *rowbuf);
 	/* o = sum_t p[t] row_t, t < n (o overwritten) */
-	void (*accumulate)(const struct kernels *k, float *o, const float *p, const uint8_t *rows,
-			   int n, int hd, float *rowbuf);
+	void (*accumulate)(const struct kv_fmt_state *s, const struct kernels *k, float *o,
+			   const float *p, const uint8_t *rows, int n, int hd, float *rowbuf);
 };
 
 struct kv_cache {
 	int n_layer, n_head_kv, head_dim, n_ctx;
 	const struct kv_format *fk, *fv;
+	struct kv_fmt_state sk, sv;
 	size_t kb, vb;       /* bytes per row of K, of V */
 	size_t bytes_k, bytes_v;
 	uint8_t *k, *v;      /* [n_layer][n_head_kv][n_ctx][kb or vb] */
@@ -39,39 +53,43 @@ struct kv_cache {
 
 /* ---- f32 ---- */
 
-static size_t f32_bytes(int hd)
+static size_t f32_bytes(const struct kv_fmt_state *st, int hd)
 {
+	(void)st;
 	return (size_t)hd * sizeof(float);
 }
 
-static void f32_store(const float *x, uint8_t *dst, int hd)
+static void f32_store(const struct kv_fmt_state *st, const float *x, uint8_t *dst, int hd)
 {
+	(void)st;
 	memcpy(dst, x, (size_t)hd * sizeof(float));
 }
 
-static void f32_score(const struct kernels *k, const float *q, const uint8_t *rows, int n, int hd,
+static void f32_score(const struct kv_fmt_state *st, const struct kernels *k, const float *q, const uint8_t *rows, int n, int hd,
 		      float scale, float *out, float *rowbuf)
 {
-	(void)rowbuf;
+	(void)st, (void)rowbuf;
 	k->attn_dot_rows(out, q, (const float *)rows, n, hd, scale);
 }
 
-static void f32_accumulate(const struct kernels *k, float *o, const float *p, const uint8_t *rows,
+static void f32_accumulate(const struct kv_fmt_state *st, const struct kernels *k, float *o, const float *p, const uint8_t *rows,
 			   int n, int hd, float *rowbuf)
 {
-	(void)rowbuf;
+	(void)st, (void)rowbuf;
 	k->attn_wsum(o, p, (const float *)rows, n, hd);
 }
 
 /* ---- f16 ---- */
 
-static size_t f16_bytes(int hd)
+static size_t f16_bytes(const struct kv_fmt_state *st, int hd)
 {
+	(void)st;
 	return (size_t)hd * sizeof(uint16_t);
 }
 
-static void f16_store(const float *x, uint8_t *dst, int hd)
+static void f16_store(const struct kv_fmt_state *st, const float *x, uint8_t *dst, int hd)
 {
+	(void)st;
 	uint16_t *d = (uint16_t *)dst;
 	for (int i = 0; i < hd; i++)
 		d[i] = fm_fp32_to_fp16(x[i]);
@@ -85,21 +103,21 @@ static const float *f16_row(const uint8_t *row, int hd, float *buf)
 	return buf;
 }
 
-static void f16_score(const struct kernels *k, const float *q, const uint8_t *rows, int n, int hd,
+static void f16_score(const struct kv_fmt_state *st, const struct kernels *k, const float *q, const uint8_t *rows, int n, int hd,
 		      float scale, float *out, float *rowbuf)
 {
-	(void)k;
+	(void)st, (void)k;
 	for (int t = 0; t < n; t++)
-		out[t] = ops_dot(q, f16_row(rows + (size_t)t * f16_bytes(hd), hd, rowbuf), hd) * scale;
+		out[t] = ops_dot(q, f16_row(rows + (size_t)t * hd * sizeof(uint16_t), hd, rowbuf), hd) * scale;
 }
 
-static void f16_accumulate(const struct kernels *k, float *o, const float *p, const uint8_t *rows,
+static void f16_accumulate(const struct kv_fmt_state *st, const struct kernels *k, float *o, const float *p, const uint8_t *rows,
 			   int n, int hd, float *rowbuf)
 {
-	(void)k;
+	(void)st, (void)k;
 	memset(o, 0, (size_t)hd * sizeof(float));
 	for (int t = 0; t < n; t++)
-		ops_axpy(o, p[t], f16_row(rows + (size_t)t * f16_bytes(hd), hd, rowbuf), hd);
+		ops_axpy(o, p[t], f16_row(rows + (size_t)t * hd * sizeof(uint16_t), hd, rowbuf), hd);
 }
 
 /* ---- q8_0 ---- */
@@ -107,13 +125,15 @@ static void f16_accumulate(const struct kernels *k, float *o, const float *p, co
 #define KV_Q8_BLOCK 32
 #define KV_Q8_BLOCK_BYTES (2 + KV_Q8_BLOCK)
 
-static size_t q8_bytes(int hd)
+static size_t q8_bytes(const struct kv_fmt_state *st, int hd)
 {
+	(void)st;
 	return hd % KV_Q8_BLOCK ? 0 : (size_t)hd / KV_Q8_BLOCK * KV_Q8_BLOCK_BYTES;
 }
 
-static void q8_store(const float *x, uint8_t *dst, int hd)
+static void q8_store(const struct kv_fmt_state *st, const float *x, uint8_t *dst, int hd)
 {
+	(void)st;
 	for (int b = 0; b < hd / KV_Q8_BLOCK; b++, x += KV_Q8_BLOCK, dst += KV_Q8_BLOCK_BYTES) {
 		float amax = 0.0f;
 		for (int i = 0; i < KV_Q8_BLOCK; i++)
@@ -127,11 +147,11 @@ static void q8_store(const float *x, uint8_t *dst, int hd)
 	}
 }
 
-static void q8_score(const struct kernels *k, const float *q, const uint8_t *rows, int n, int hd,
+static void q8_score(const struct kv_fmt_state *st, const struct kernels *k, const float *q, const uint8_t *rows, int n, int hd,
 		     float scale, float *out, float *rowbuf)
 {
 	(void)k, (void)rowbuf;
-	size_t rb = q8_bytes(hd);
+	size_t rb = q8_bytes(st, hd);
 	for (int t = 0; t < n; t++) {
 		const uint8_t *r = rows + (size_t)t * rb;
 		float acc = 0.0f;
@@ -149,11 +169,11 @@ static void q8_score(const struct kernels *k, const float *q, const uint8_t *row
 	}
 }
 
-static void q8_accumulate(const struct kernels *k, float *o, const float *p, const uint8_t *rows,
+static void q8_accumulate(const struct kv_fmt_state *st, const struct kernels *k, float *o, const float *p, const uint8_t *rows,
 			  int n, int hd, float *rowbuf)
 {
 	(void)k, (void)rowbuf;
-	size_t rb = q8_bytes(hd);
+	size_t rb = q8_bytes(st, hd);
 	memset(o, 0, (size_t)hd * sizeof(float));
 	for (int t = 0; t < n; t++) {
 		const uint8_t *r = rows + (size_t)t * rb;
@@ -169,11 +189,64 @@ static void q8_accumulate(const struct kernels *k, float *o, const float *p, con
 	}
 }
 
+/* ---- TurboQuant ---- */
+
+static size_t tq_bytes(const struct kv_fmt_state *st, int hd)
+{
+	return st->tq.d == hd ? tq_bytes_per_vector(&st->tq) : 0;
+}
+
+static void tq_store(const struct kv_fmt_state *st, const float *x, uint8_t *dst, int hd)
+{
+	(void)hd;
+	tq_quantize(&st->tq, x, dst);
+}
+
+static void tq_kv_score(const struct kv_fmt_state *st, const struct kernels *k, const float *q,
+			const uint8_t *rows, int n, int hd, float scale, float *out, float *rowbuf)
+{
+	tq_rotate_query(&st->tq, q, rowbuf); /* once per query head */
+	k->tq_score(&st->tq, rowbuf, rows, n, tq_bytes_per_vector(&st->tq), out);
+	for (int t = 0; t < n; t++)
+		out[t] *= scale;
+	(void)hd;
+}
+
+static void tq_kv_accumulate(const struct kv_fmt_state *st, const struct kernels *k, float *o,
+			     const float *p, const uint8_t *rows, int n, int hd, float *rowbuf)
+{
+	memset(rowbuf, 0, tq_query_floats(&st->tq) * sizeof(float));
+	k->tq_accumulate(&st->tq, p, rows, n, tq_bytes_per_vector(&st->tq), rowbuf);
+	tq_accumulate_finish(&st->tq, rowbuf, o); /* rotated back once per head */
+	(void)hd;
+}
+
+#define TQ_FMT(name, bits, var) \
+	{ name, bits, var, tq_bytes, tq_store, tq_kv_score, tq_kv_accumulate }
+
 static const struct kv_format formats[] = {
-	[KV_F32] = { "f32", f32_bytes, f32_store, f32_score, f32_accumulate },
-	[KV_F16] = { "f16", f16_bytes, f16_store, f16_score, f16_accumulate },
-	[KV_Q8_0] = { "q8_0", q8_bytes, q8_store, q8_score, q8_accumulate },
+	[KV_F32] = { "f32", 0, TQ_MSE, f32_bytes, f32_store, f32_score, f32_accumulate },
+	[KV_F16] = { "f16", 0, TQ_MSE, f16_bytes, f16_store, f16_score, f16_accumulate },
+	[KV_Q8_0] = { "q8_0", 0, TQ_MSE, q8_bytes, q8_store, q8_score, q8_accumulate },
+	[KV_TQ4] = TQ_FMT("tq4", 4.125, TQ_MSE),
+	[KV_TQ3_5] = TQ_FMT("tq3.5", 3.5, TQ_MSE),
+	[KV_TQ3] = TQ_FMT("tq3", 3.125, TQ_MSE),
+	[KV_TQ2_5] = TQ_FMT("tq2.5", 2.5, TQ_MSE),
+	[KV_TQ4P] = TQ_FMT("tq4p", 4.125, TQ_PROD),
+	[KV_TQ3_5P] = TQ_FMT("tq3.5p", 3.5, TQ_PROD),
+	[KV_TQ3P] = TQ_FMT("tq3p", 3.125, TQ_PROD),
+	[KV_TQ2_5P] = TQ_FMT("tq2.5p", 2.5, TQ_PROD),
 };
+
+/* The state a format needs for heads of hd values; 0 or FM_EUNSUPPORTED. */
+static int fmt_state_init(const struct kv_format *f, int hd, struct kv_fmt_state *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (f->tq_bits == 0)
+		return 0;
+	/* whole bits (tq4, tq3) carry their norm in the remainder of the rate */
+	return tq_format_for_rate(&st->tq, hd, f->tq_variant, f->tq_bits) ? FM_EUNSUPPORTED : 0;
+}
 
 int kv_type_from_name(const char *name)
 {
@@ -185,14 +258,17 @@ int kv_type_from_name(const char *name)
 
 const char *kv_type_names(void)
 {
-	return "f32, f16, q8_0";
+	return "f32, f16, q8_0, tq4, tq3.5, tq3, tq2.5 (and tq4p ... tq2.5p, the inner-product variant)";
 }
 
 size_t kv_bytes_per_token(int n_layer, int n_head_kv, int head_dim, enum kv_type tk,
 			  enum kv_type tv)
 {
+	struct kv_fmt_state sk, sv;
+	if (fmt_state_init(&formats[tk], head_dim, &sk) || fmt_state_init(&formats[tv], head_dim, &sv))
+		return 0;
 	return (size_t)n_layer * n_head_kv *
-	       (formats[tk].row_bytes(head_dim) + formats[tv].row_bytes(head_dim));
+	       (formats[tk].row_bytes(&sk, head_dim) + formats[tv].row_bytes(&sv, head_dim));
 }
 
 struct kv_cache *kv_new(int n_layer, int n_head_kv, int head_dim, int n_ctx, enum kv_type tk,
@@ -205,12 +281,14 @@ struct kv_cache *kv_new(int n_layer, int n_head_kv, int head_dim, int n_ctx, enu
 	}
 	*kv = (struct kv_cache){ .n_layer = n_layer, .n_head_kv = n_head_kv, .head_dim = head_dim,
 				 .n_ctx = n_ctx, .fk = &formats[tk], .fv = &formats[tv], .mem = mem };
-	kv->kb = kv->fk->row_bytes(head_dim);
-	kv->vb = kv->fv->row_bytes(head_dim);
+	if (!fmt_state_init(kv->fk, head_dim, &kv->sk) && !fmt_state_init(kv->fv, head_dim, &kv->sv)) {
+		kv->kb = kv->fk->row_bytes(&kv->sk, head_dim);
+		kv->vb = kv->fv->row_bytes(&kv->sv, head_dim);
+	}
 	if (!kv->kb || !kv->vb) {
 		fm_err(err, FM_EUNSUPPORTED, NULL, FM_NO_OFFSET,
-		       "KV cache type %s/%s cannot hold heads of %d values (q8_0: a multiple of 32)",
-		       kv->fk->name, kv->fv->name, head_dim);
+		       "KV cache type %s/%s cannot hold heads of %d values (q8_0: a multiple of "
+		       "32; tq*: 64, 128 or 256)", kv->fk->name, kv->fv->name, head_dim);
 		goto fail;
 	}
 	uint64_t rows;
@@ -261,7 +339,7 @@ int kv_n_ctx(const struct kv_cache *kv)
 
 size_t kv_scratch_floats(const struct kv_cache *kv)
 {
-	return (size_t)kv->n_ctx + (size_t)kv->head_dim;
+	return (size_t)kv->n_ctx + 2 * (size_t)kv->head_dim; /* scores, a row (TQ prod: 2 hd) */
 }
 
 /* Row index of (layer, head, pos). */
@@ -275,8 +353,8 @@ void kv_store(struct kv_cache *kv, int layer, int pos, const float *k, const flo
 	int hd = kv->head_dim;
 	for (int h = 0; h < kv->n_head_kv; h++) {
 		size_t r = kv_row(kv, layer, h, pos);
-		kv->fk->store(k + (size_t)h * hd, kv->k + r * kv->kb, hd);
-		kv->fv->store(v + (size_t)h * hd, kv->v + r * kv->vb, hd);
+		kv->fk->store(&kv->sk, k + (size_t)h * hd, kv->k + r * kv->kb, hd);
+		kv->fv->store(&kv->sv, v + (size_t)h * hd, kv->v + r * kv->vb, hd);
 	}
 }
 
@@ -284,14 +362,14 @@ void kv_attend(const struct kv_cache *kv, const struct kernels *k, int layer, in
 	       const float *q, int n_rep, int n_pos, float scale, float *out, float *scratch)
 {
 	int hd = kv->head_dim;
-	float *rowbuf = scratch + kv->n_ctx; /* one converted row, any head_dim */
+	float *rowbuf = scratch + kv->n_ctx; /* a converted row or rotated query, 2 hd */
 	size_t r0 = kv_row(kv, layer, h, 0);
 	const uint8_t *krows = kv->k + r0 * kv->kb, *vrows = kv->v + r0 * kv->vb;
 	for (int r = 0; r < n_rep; r++) {
 		const float *qr = q + (size_t)r * hd;
 		float *o = out + (size_t)r * hd;
-		kv->fk->score(k, qr, krows, n_pos, hd, scale, scratch, rowbuf);
+		kv->fk->score(&kv->sk, k, qr, krows, n_pos, hd, scale, scratch, rowbuf);
 		ops_softmax(scratch, n_pos);
-		kv->fv->accumulate(k, o, scratch, vrows, n_pos, hd, rowbuf);
+		kv->fv->accumulate(&kv->sv, k, o, scratch, vrows, n_pos, hd, rowbuf);
 	}
 }

@@ -14,7 +14,11 @@
 #include "kernels/kernels.h"
 #include "util.h"
 
-enum kv_type { KV_F32, KV_F16, KV_Q8_0 };
+enum kv_type {
+	KV_F32, KV_F16, KV_Q8_0,
+	KV_TQ4, KV_TQ3_5, KV_TQ3, KV_TQ2_5,      /* TurboQuant_mse */
+	KV_TQ4P, KV_TQ3_5P, KV_TQ3P, KV_TQ2_5P,  /* TurboQuant_prod (keys) */
+};
 
 struct kv_cache;
 

@@ -5,6 +5,9 @@
  *     q8_0 ~1e-2 of the output's scale), for keys and values in separate
  *     formats too (-ctk / -ctv), head dims 64, 128 and 256, one position and
  *     many;
+ *   - TurboQuant (tq4 ... tq2.5, and tq3.5p keys): within the distortion of
+ *     their bits (that the scores from the codes equal dequantize-then-dot is
+ *     test_tq's);
  *   - bytes per token as the formats define them, and a head_dim q8_0 cannot
  *     hold refused with a message. */
 #include <math.h>
@@ -85,6 +88,10 @@ int main(void)
 		{ KV_F32, KV_F32, 1e-5, "f32" },        { KV_F16, KV_F16, 2e-3, "f16" },
 		{ KV_Q8_0, KV_Q8_0, 2e-2, "q8_0" },     { KV_Q8_0, KV_F16, 2e-2, "k q8_0 / v f16" },
 		{ KV_F16, KV_Q8_0, 2e-2, "k f16 / v q8_0" },
+		/* TurboQuant: the distortion its bits allow (docs/TURBOQUANT.md) */
+		{ KV_TQ4, KV_TQ4, 0.3, "tq4" },         { KV_TQ3_5, KV_TQ3_5, 0.45, "tq3.5" },
+		{ KV_TQ2_5, KV_TQ2_5, 0.9, "tq2.5" },   { KV_TQ3_5P, KV_TQ3_5, 0.45, "k tq3.5p / v tq3.5" },
+		{ KV_Q8_0, KV_TQ3_5, 0.45, "k q8_0 / v tq3.5" },
 	};
 	const int hds[] = { 64, 128, 256 }, npos[] = { 1, 77, 600 };
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
@@ -105,5 +112,10 @@ int main(void)
 	struct fm_error err = { 0 };
 	CHECK(kv_new(1, 1, 48, 8, KV_Q8_0, KV_F32, NULL, &err) == NULL && strstr(err.msg, "48"),
 	      "q8_0 with head_dim 48 accepted (%s)", err.msg);
+	CHECK(kv_new(1, 1, 96, 8, KV_F32, KV_TQ3_5, NULL, &err) == NULL && strstr(err.msg, "96"),
+	      "tq3.5 with head_dim 96 accepted (%s)", err.msg);
+	/* tq3.5 at head_dim 128: 56 bytes per vector, 4.57x smaller than f16 */
+	CHECK(kv_bytes_per_token(1, 1, 128, KV_TQ3_5, KV_TQ3_5) == 2 * 56, "tq3.5 bytes %zu",
+	      kv_bytes_per_token(1, 1, 128, KV_TQ3_5, KV_TQ3_5));
 	return t_done("test_kv");
 }

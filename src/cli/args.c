@@ -200,8 +200,9 @@ int cli_model_opt(const char *cmd, struct cli_model_opts *o, int argc, char **ar
 		/* llama.cpp's names: -ctk / -ctv for keys / values, --kv-type both */
 		if (!(v = cli_next(cmd, argc, argv, i)))
 			return -1;
-		if (strcmp(v, "f32") && strcmp(v, "f16") && strcmp(v, "q8_0")) {
-			fprintf(stderr, "flashmoe %s: %s expects f32, f16 or q8_0, got '%s'\n", cmd, a, v);
+		if (strcmp(v, "f32") && strcmp(v, "f16") && strcmp(v, "q8_0") && strncmp(v, "tq", 2)) {
+			fprintf(stderr, "flashmoe %s: %s expects f32, f16, q8_0 or a TurboQuant "
+				"format (tq4, tq3.5, tq3, tq2.5; tq4p ... tq2.5p), got '%s'\n", cmd, a, v);
 			return -1;
 		}
 		if (!strcmp(a, "--cache-type-k") || !strcmp(a, "-ctk"))

@@ -10,7 +10,7 @@
 
 static const char usage_text[] =
 	"usage: flashmoe bench -m MODEL [-p 512] [-n 128] [-b N] [-t N] [--json] [--seed S]\n"
-	"       [--mem SIZE] [--isa ref|avx2|avx512] [--experts-per-token K] [--kv-type|-ctk|-ctv f32|f16|q8_0] [--stats]\n";
+	"       [--mem SIZE] [--isa ref|avx2|avx512] [--experts-per-token K] [--kv-type|-ctk|-ctv f32|f16|q8_0|tq3.5|...] [--stats]\n";
 
 struct bench_opts {
 	struct cli_model_opts mo;

@@ -8,7 +8,7 @@
 
 static const char usage_text[] =
 	"usage: flashmoe logits -m MODEL --token-ids 1,2,3 --out FILE [-t N] [--isa ref|avx2|avx512]\n"
-	"       [--experts-per-token K] [--kv-type|-ctk|-ctv f32|f16|q8_0] [--mem SIZE] [--batch N]\n";
+	"       [--experts-per-token K] [--kv-type|-ctk|-ctv f32|f16|q8_0|tq3.5|...] [--mem SIZE] [--batch N]\n";
 
 static int write_all(const char *path, const float *x, size_t n)
 {

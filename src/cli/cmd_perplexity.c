@@ -49,7 +49,7 @@
 static const char usage_text[] =
 	"usage: flashmoe perplexity -m MODEL -f TEXT [-c CTX] [-t N] [--chunks N]\n"
 	"       [--save-logits FILE] [--kl-base FILE] [--mem SIZE] [--isa ref|avx2|avx512]\n"
-	"       [--experts-per-token K] [--kv-type|-ctk|-ctv f32|f16|q8_0]\n"
+	"       [--experts-per-token K] [--kv-type|-ctk|-ctv f32|f16|q8_0|tq3.5|...]\n"
 	"  -c CTX            window length in tokens (default 512); the second half is scored\n"
 	"  --chunks N        score only the first N windows\n"
 	"  --save-logits F   also write the scored distributions to F (for --kl-base)\n"
