@@ -186,6 +186,35 @@ int fm_type_from_name(const char *name)
 			len += (size_t)w_;                                       \
 	} while (0)
 
+/* The sequence state: KV bytes per token of each cache format (attention
+ * layers only) and the fixed recurrent state of the DeltaNet layers. */
+static size_t describe_state(const struct fm_model *fm, char *buf, size_t cap, size_t len)
+{
+	const struct hparams *hp = &fm->m.hp;
+	int n_attn = hp->n_layer_kind[LAYER_ATTN];
+	static const struct { enum kv_type k, v; const char *name; } f[] = {
+		{ KV_F32, KV_F32, "f32" },     { KV_F16, KV_F16, "f16" },
+		{ KV_Q8_0, KV_Q8_0, "q8_0" },  { KV_TQ4, KV_TQ4, "tq4" },
+		{ KV_TQ3_5, KV_TQ3_5, "tq3.5" }, { KV_TQ2_5, KV_TQ2_5, "tq2.5" },
+		{ KV_Q8_0, KV_TQ3_5, "-ctk q8_0 -ctv tq3.5" },
+	};
+	APPEND("KV cache (%d attention layers x %d KV heads of %d), per token and for 32k tokens:\n",
+	       n_attn, hp->n_head_kv, hp->head_dim);
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		size_t b = kv_bytes_per_token(n_attn, hp->n_head_kv, hp->head_dim, f[i].k, f[i].v);
+		if (b)
+			APPEND("  %-22s %9.1f KiB  %9.1f MiB\n", f[i].name, b / 1024.0,
+			       b * 32768.0 / 1048576.0);
+	}
+	if (hp->n_layer_kind[LAYER_GDN])
+		APPEND("recurrent state (%d DeltaNet layers): %.1f MiB per sequence, whatever its length (and as much again for each of the 3 snapshots kept for going back)\n",
+		       hp->n_layer_kind[LAYER_GDN],
+		       hp->n_layer_kind[LAYER_GDN] *
+			       ((double)(hp->ssm_conv_k - 1) * (2 * hp->ssm_nk * hp->ssm_dk + hp->ssm_inner) +
+				(double)hp->ssm_nv * hp->ssm_dv * hp->ssm_dk) * 4 / 1048576.0);
+	return len;
+}
+
 size_t fm_model_describe(const struct fm_model *fm, char *buf, size_t cap)
 {
 	const struct fm_model_info *in = &fm->info;
@@ -213,6 +242,7 @@ size_t fm_model_describe(const struct fm_model *fm, char *buf, size_t cap)
 		if (n_by_type[t])
 			APPEND("  type %-5s: %4llu tensors, %10.2f MiB\n", fm_type_name(t),
 			       (unsigned long long)n_by_type[t], by_type[t] / 1048576.0);
+	len = describe_state(fm, buf, cap, len);
 	APPEND("tensors:\n");
 	for (uint64_t i = 0; i < gguf_n_tensors(fm->file); i++) {
 		const struct gguf_tensor_info *t = gguf_tensor(fm->file, i);
