@@ -1,13 +1,13 @@
 /* fuzz_config.c: libFuzzer target for the Hugging Face config.json reader of
- * `flashmoe convert` (src/convert.c's read_config, through
- * convert_read_config_json, and json_file.c).
+ * `flashmoe convert` (src/convert_config.c, through convert_read_config_json,
+ * and json_file.c).
  *
  * Each input is written as config.json into a private directory (in
  * /dev/shm when there is one) and read and checked as convert_hf reads it.
  * A refusal must say why (err.msg), or the target aborts.
  *
  * Build and run: `make fuzz` (Makefile), or by hand from the repository root
- * (convert.c needs most of the library; build/fuzz/libflashmoe.a is it):
+ * (convert needs most of the library; build/fuzz/libflashmoe.a is it):
  *   make build/fuzz/fuzz_config
  *   build/fuzz/fuzz_config -max_len=4096 -dict=tests/fuzz/fuzz_config.dict CORPUS
  */

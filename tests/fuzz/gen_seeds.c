@@ -14,8 +14,8 @@
  *                         after a NUL) from the gen-tiny vocabulary and,
  *                         when MODEL is given, from its tokenizer cut to its
  *                         first 512 ids and its added tokens (renumbered)
- *   fuzz_config           config.json: Qwen3-30B-A3B's, a tiny one, and two
- *                         refused ones
+ *   fuzz_config           config.json: Qwen3-30B-A3B's, tiny Qwen3-MoE,
+ *                         Qwen3-Next and Qwen3.5-MoE ones, two refused ones
  * Deterministic: the same files on every run.
  */
 #include <errno.h>
@@ -403,6 +403,51 @@ static void config_seeds(void)
 		"{\"architectures\":[\"Qwen3MoeForCausalLM\"],\"hidden_size\":-1,"
 		"\"num_attention_heads\":3,\"num_key_value_heads\":2,\"head_dim\":7,"
 		"\"num_experts\":2,\"num_experts_per_tok\":4,\"rope_theta\":\"big\"}";
+	/* save_pretrained's config.json of tiny Qwen3-Next (transformers 4.57.6)
+	 * and Qwen3.5-MoE (5.25.0: text_config, rope_parameters) models */
+	static const char qwen3_next[] =
+		"{\"architectures\":[\"Qwen3NextForCausalLM\"],\"attention_bias\":false,"
+		"\"attention_dropout\":0.0,"
+		"\"decoder_sparse_step\":1,\"head_dim\":64,\"hidden_act\":\"silu\",\"hidden_size\":256,"
+		"\"initializer_range\":0.02,\"intermediate_size\":128,\"layer_types\":[\"linear_attention\","
+		"\"linear_attention\",\"linear_attention\",\"full_attention\"],\"linear_conv_kernel_dim\":4,"
+		"\"linear_key_head_dim\":32,\"linear_num_key_heads\":2,\"linear_num_value_heads\":4,"
+		"\"linear_value_head_dim\":32,\"max_position_embeddings\":32768,\"mlp_only_layers\":[],"
+		"\"model_type\":\"qwen3_next\",\"moe_intermediate_size\":64,\"norm_topk_prob\":true,"
+		"\"num_attention_heads\":4,\"num_experts\":8,\"num_experts_per_tok\":2,\"num_hidden_layers\":4,"
+		"\"num_key_value_heads\":2,\"output_router_logits\":false,\"partial_rotary_factor\":0.25,"
+		"\"rms_norm_eps\":1e-06,\"rope_scaling\":null,\"rope_theta\":10000.0,"
+		"\"router_aux_loss_coef\":0.001,"
+		"\"shared_expert_intermediate_size\":64,\"tie_word_embeddings\":false,"
+		"\"transformers_version\":\"4.57.6\","
+		"\"use_cache\":true,\"vocab_size\":151936}";
+	static const char qwen3_5_moe[] =
+		"{\"architectures\":[\"Qwen3_5MoeForConditionalGeneration\"],\"image_token_id\":248056,"
+		"\"model_type\":\"qwen3_5_moe\",\"text_config\":{\"attention_bias\":false,"
+		"\"attention_dropout\":0.0,"
+		"\"bos_token_id\":null,\"eos_token_id\":null,\"head_dim\":64,\"hidden_act\":\"silu\","
+		"\"hidden_size\":256,\"initializer_range\":0.02,\"layer_types\":[\"linear_attention\","
+		"\"linear_attention\",\"linear_attention\",\"full_attention\"],\"linear_conv_kernel_dim\":4,"
+		"\"linear_key_head_dim\":32,\"linear_num_key_heads\":2,\"linear_num_value_heads\":4,"
+		"\"linear_value_head_dim\":32,\"max_position_embeddings\":32768,"
+		"\"model_type\":\"qwen3_5_moe_text\","
+		"\"moe_intermediate_size\":64,\"num_attention_heads\":4,\"num_experts\":8,"
+		"\"num_experts_per_tok\":2,"
+		"\"num_hidden_layers\":4,\"num_key_value_heads\":2,\"output_router_logits\":false,"
+		"\"pad_token_id\":null,\"rms_norm_eps\":1e-06,"
+		"\"rope_parameters\":{\"partial_rotary_factor\":0.25,"
+		"\"rope_theta\":10000.0,\"rope_type\":\"default\"},\"router_aux_loss_coef\":0.001,"
+		"\"shared_expert_intermediate_size\":64,\"tie_word_embeddings\":false,\"use_cache\":true,"
+		"\"vocab_size\":151936},\"tie_word_embeddings\":false,\"transformers_version\":\"5.25.0\","
+		"\"video_token_id\":248057,\"vision_config\":{\"depth\":1,\"hidden_act\":\"gelu_pytorch_tanh\","
+		"\"hidden_size\":32,\"in_channels\":3,\"initializer_range\":0.02,\"intermediate_size\":64,"
+		"\"model_type\":\"qwen3_5_moe_vision\",\"num_heads\":2,\"num_position_embeddings\":2304,"
+		"\"out_hidden_size\":256,\"patch_size\":16,\"rope_parameters\":{\"rope_theta\":10000.0,"
+		"\"rope_type\":\"axial\"},\"spatial_merge_size\":2,\"temporal_patch_size\":2},"
+		"\"vision_end_token_id\":248054,"
+		"\"vision_start_token_id\":248053}";
+	put_seed("fuzz_config", "qwen3-next", qwen3_next, strlen(qwen3_next));
+	put_seed("fuzz_config", "qwen3.5-moe", qwen3_5_moe, strlen(qwen3_5_moe));
 	put_seed("fuzz_config", "qwen3-30b-a3b", qwen3_30b, strlen(qwen3_30b));
 	put_seed("fuzz_config", "tiny", tiny, strlen(tiny));
 	put_seed("fuzz_config", "other-arch", other_arch, strlen(other_arch));
@@ -416,6 +461,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	out_dir = argv[1];
+	if (mkdir(out_dir, 0755) && errno != EEXIST) {
+		perror(out_dir);
+		return 1;
+	}
 	struct fm_error err = { 0 };
 	struct tok *tiny = tiny_tok(&err);
 	if (!tiny)
