@@ -219,6 +219,11 @@ struct fm_stats {
 	uint64_t prefetch_guesses, prefetch_guess_hits; /* next-layer guesses right */
 	double read_s;                     /* time with expert reads in flight */
 	const char *io_mode;               /* "uring", "pread", ..., "resident" */
+	/* where fm_eval's time went (seconds, summed over every token):
+	 * attention layers, DeltaNet layers, routing (norm, router, top-k, the
+	 * shared expert's gate and up), routed experts (waiting on their reads
+	 * included: io_wait_s), the shared expert's down projection, the head */
+	double attn_s, gdn_s, route_s, experts_s, shared_s, head_s;
 };
 FM_API void fm_get_stats(const struct fm_model *m, struct fm_stats *out);
 FM_API void fm_reset_stats(struct fm_model *m);

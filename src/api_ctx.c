@@ -137,6 +137,14 @@ int fm_eval(struct fm_ctx *c, const int32_t *tokens, int n, float *logits, bool 
 		c->multi_end = c->n_past;
 	}
 	double dt = fm_now_s() - t0;
+	struct fwd_times ft;
+	fwd_take_times(c->fwd, &ft);
+	st->attn_s += ft.attn_s;
+	st->gdn_s += ft.gdn_s;
+	st->route_s += ft.route_s;
+	st->experts_s += ft.experts_s;
+	st->shared_s += ft.shared_s;
+	st->head_s += ft.head_s;
 	if (n > 1) {
 		st->n_prompt_tokens += (uint64_t)n;
 		st->prompt_s += dt;

@@ -79,6 +79,7 @@ void block_attention(struct fwd *f, int il, int n, int pos0)
 	const struct hparams *hp = f->hp;
 	const struct layer_weights *l = &f->m->w.layers[il];
 	bool gated = hp->arch->flags & ARCH_GATED_ATTN;
+	double t0 = fm_now_s();
 	int slot = hp->state_slot[il];
 	rmsnorm_rows(f->xn, f->h, l->attn_norm, hp->n_embd, n, hp->rms_eps);
 	act_reset(&f->act, f->xn, hp->n_embd, n);
@@ -104,4 +105,5 @@ void block_attention(struct fwd *f, int il, int n, int pos0)
 	mm_run(&f->job, f->pool);
 	for (size_t i = 0; i < (size_t)n * hp->n_embd; i++)
 		f->h[i] += f->tmp[i];
+	f->times.attn_s += fm_now_s() - t0;
 }

@@ -80,6 +80,7 @@ void block_gdn(struct fwd *f, int il, int n)
 	const struct layer_weights *l = &f->m->w.layers[il];
 	const struct gdn_shape *s = &f->gdn;
 	size_t V = (size_t)s->nv * s->dv, nv2 = 2 * (size_t)s->nv;
+	double t0 = fm_now_s();
 	rmsnorm_rows(f->xn, f->h, l->attn_norm, hp->n_embd, n, hp->rms_eps);
 	act_reset(&f->act, f->xn, hp->n_embd, n);
 	mm_job_init(&f->job, f->k);
@@ -108,4 +109,5 @@ void block_gdn(struct fwd *f, int il, int n)
 	mm_run(&f->job, f->pool);
 	for (size_t i = 0; i < (size_t)n * hp->n_embd; i++)
 		f->h[i] += f->tmp[i];
+	f->times.gdn_s += fm_now_s() - t0;
 }

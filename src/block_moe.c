@@ -229,6 +229,7 @@ int block_moe(struct fwd *f, int il, int n, struct fm_error *err)
 	const struct hparams *hp = f->hp;
 	const struct layer_weights *l = &f->m->w.layers[il];
 	bool shared = hp->arch->flags & ARCH_SHARED_EXPERT;
+	double t0 = fm_now_s();
 	rmsnorm_rows(f->xn, f->h, l->ffn_norm, hp->n_embd, n, hp->rms_eps);
 	act_reset(&f->act, f->xn, hp->n_embd, n);
 	mm_job_init(&f->job, f->k);
@@ -244,6 +245,8 @@ int block_moe(struct fwd *f, int il, int n, struct fm_error *err)
 				    (const int32_t *)f->sel + (size_t)t * hp->n_expert_used,
 				    hp->n_expert_used);
 	group_pairs(f, n);
+	double t1 = fm_now_s();
+	f->times.route_s += t1 - t0;
 	int n_pair = n * hp->n_expert_used;
 	struct moe_inputs in;
 	gather_inputs(f, l, n_pair, &in);
@@ -254,7 +257,10 @@ int block_moe(struct fwd *f, int il, int n, struct fm_error *err)
 	for (int p = 0; p < n_pair; p++)
 		ops_axpy(f->h + (size_t)f->pair_tok[p] * hp->n_embd, f->pair_w[p],
 			 f->down + (size_t)p * hp->n_embd, hp->n_embd);
+	double t2 = fm_now_s();
+	f->times.experts_s += t2 - t1;
 	if (shared)
 		shared_expert(f, l, n);
+	f->times.shared_s += fm_now_s() - t2;
 	return 0;
 }

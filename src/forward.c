@@ -182,6 +182,12 @@ struct fwd *fwd_new(const struct model *m, const struct kernels *k, struct pool 
 	return f;
 }
 
+void fwd_take_times(struct fwd *f, struct fwd_times *out)
+{
+	*out = f->times;
+	memset(&f->times, 0, sizeof(f->times));
+}
+
 const struct hparams *fwd_hparams(const struct fwd *f)
 {
 	return f->hp;
@@ -264,7 +270,9 @@ int fwd_batch(struct fwd *f, const int32_t *tokens, int n, int pos0, float *logi
 			return rc;
 	}
 	f->n_tokens_seen += (uint64_t)n;
+	double t0 = fm_now_s();
 	if (logits)
 		output_logits(f, n, logits, all_logits);
+	f->times.head_s += fm_now_s() - t0;
 	return 0;
 }

@@ -17,6 +17,12 @@ struct seq_state;
  * (KV rows, recurrent state) is st. */
 struct fwd *fwd_new(const struct model *m, const struct kernels *k, struct pool *pool,
 		    struct seq_state *st, int n_batch, struct fm_mem *mem, struct fm_error *err);
+/* Seconds spent per phase (block boundaries: STYLE "telemetry"). */
+struct fwd_times {
+	double attn_s, gdn_s, route_s, experts_s, shared_s, head_s;
+};
+/* The times summed since the last call, and zero them. */
+void fwd_take_times(struct fwd *f, struct fwd_times *out);
 /* The model's hyperparameters (for the architectures' layer functions). */
 const struct hparams *fwd_hparams(const struct fwd *f);
 void fwd_free(struct fwd *f);

@@ -79,6 +79,7 @@ struct fwd {
 	struct expert_src *srcs;     /* [n_expert] */
 	float *router_next;          /* [B][n_expert] the next layer's router */
 	int32_t *guess;              /* [B*K] */
+	struct fwd_times times;      /* summed since fwd_new / the last fwd_take_times */
 };
 
 /* Tokens per chunk of the DeltaNet's chunked prefill (HF and FLA use 64;

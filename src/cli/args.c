@@ -230,6 +230,14 @@ void cli_print_stats(struct fm_model *m)
 		st.gen_s > 0 ? st.n_gen_tokens / st.gen_s : 0.0);
 	fprintf(stderr, "memory: %.1f MiB peak counted, budget %s%.0f MiB\n", st.mem_peak_bytes / 1048576.0,
 		st.mem_budget_bytes ? "" : "none ", st.mem_budget_bytes / 1048576.0);
+	uint64_t n_tok = st.n_prompt_tokens + st.n_gen_tokens;
+	if (n_tok) {
+		double ms = 1000.0 / (double)n_tok;
+		fprintf(stderr, "time per token (ms): attention %.2f, deltanet %.2f, routing %.2f, "
+			"experts %.2f (waiting on reads %.2f), shared expert %.2f, head %.2f\n",
+			st.attn_s * ms, st.gdn_s * ms, st.route_s * ms, st.experts_s * ms,
+			st.io_wait_s * ms, st.shared_s * ms, st.head_s * ms);
+	}
 	if (!st.cache_slots) {
 		fprintf(stderr, "experts: %s (no streaming)\n", st.io_mode ? st.io_mode : "resident");
 		return;
