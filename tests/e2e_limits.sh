@@ -7,7 +7,9 @@
 #   - -c beyond the trained context: a warning, as llama.cpp gives;
 #   - -c whose KV cache does not fit --mem, or (without --mem) the free RAM:
 #     refused with the bytes per token and the context that fits;
-#   - a --mem too small for anything (0.5K): the message names the budget.
+#   - a --mem too small for anything (0.5K): the message names the budget;
+#   - qwen35moe metadata that contradicts itself (DeltaNet sizes, MTP
+#     count, layer pattern, rotary sections, overflowing channels).
 # Exit 0 pass, 1 fail.
 cd "$(dirname "$0")/.." || exit 1
 BIN=${FM_BIN:-build/release/flashmoe}
@@ -82,5 +84,48 @@ if [ "${avail:-0}" -lt 60 ] && [ -f models/brown-moe.gguf ]; then
 else
 	echo "skip -c beyond free RAM: ${avail} GiB free"
 fi
+# hybrid (qwen35moe) metadata that contradicts itself: refused at load
+$BIN gen-tiny --arch qwen35moe --out "$T/h.gguf" --layers 4 --hidden 64 --heads 2 --kv-heads 1 \
+	--head-dim 32 --experts 4 --experts-used 2 --expert-ff 32 --vocab 300 >/dev/null ||
+	{ echo "FAIL gen-tiny qwen35moe"; exit 1; }
+hybrid_case() { # name pattern python-edit
+	name=$1 pat=$2 edit=$3
+	/usr/bin/python3 - "$T/h.gguf" "$T/hm.gguf" "$edit" <<'PY' || { echo "FAIL writing $name"; fails=$((fails + 1)); return; }
+import sys
+sys.path.insert(0, "tests/reference")
+from gguf_reader import GGUFFile
+import gguf_writer as w
+g = GGUFFile(sys.argv[1])
+names = {v: k for k, v in w.VT.items()}
+kvs = {}
+for k, v in g.metadata.items():
+    t = g.value_types[k]
+    if t == w.VT["array"]:
+        et = "string" if isinstance(v[0], str) else "float32" if isinstance(v[0], float) else "int32"
+        kvs[k] = ("array", (et, list(v)))
+    else:
+        kvs[k] = (names[t], v)
+exec(sys.argv[3])
+tens = [(n, ti.ne, ti.type_id, bytes(g.tensor_bytes(n))) for n, ti in g.tensors.items()]
+w.write_gguf(sys.argv[2], [(k, t, v) for k, (t, v) in kvs.items()], tens, alignment=g.alignment)
+PY
+	expect "qwen35moe $name" nz "$pat" $BIN generate -m "$T/hm.gguf" --token-ids 1,2,3 -n 2
+}
+hybrid_case "inner_size not value heads x state" "inconsistent DeltaNet sizes" \
+	'kvs["qwen35moe.ssm.inner_size"] = ("uint32", 65)'
+hybrid_case "key heads not dividing value heads" "inconsistent DeltaNet sizes" \
+	'kvs["qwen35moe.ssm.group_count"] = ("uint32", 3)'
+hybrid_case "MTP blocks leave no decoder" "nextn_predict_layers = 4 leaves no decoder" \
+	'kvs["qwen35moe.nextn_predict_layers"] = ("uint32", 4)'
+hybrid_case "attention interval 0" "full_attention_interval' = 0 is out of range" \
+	'kvs["qwen35moe.full_attention_interval"] = ("uint32", 0)'
+hybrid_case "recurrent_layers too short" "recurrent_layers' must be an array of 4" \
+	'kvs["qwen35moe.attention.recurrent_layers"] = ("array", ("int32", [1, 1]))'
+hybrid_case "rope sections negative" "dimension_sections'\[0\] = -1 is out of range" \
+	'kvs["qwen35moe.rope.dimension_sections"] = ("array", ("int32", [-1, 2, 3, 4]))'
+hybrid_case "conv kernel 1000" "conv_kernel = 1000 is out of range" \
+	'kvs["qwen35moe.ssm.conv_kernel"] = ("uint32", 1000)'
+hybrid_case "DeltaNet channels overflow" "channels, out of range" \
+	'kvs["qwen35moe.ssm.state_size"] = ("uint32", 1 << 20); kvs["qwen35moe.ssm.inner_size"] = ("uint32", 1 << 22)'
 [ $fails -eq 0 ] && exit 0
 exit 1
