@@ -120,72 +120,45 @@ static void f16_accumulate(const struct kv_fmt_state *st, const struct kernels *
 		ops_axpy(o, p[t], f16_row(rows + (size_t)t * hd * sizeof(uint16_t), hd, rowbuf), hd);
 }
 
-/* ---- q8_0 ---- */
+/* ---- q8_0: ggml's Q8_0 block, through the weight format's own kernels ---- */
 
-#define KV_Q8_BLOCK 32
-#define KV_Q8_BLOCK_BYTES (2 + KV_Q8_BLOCK)
+static const struct kernel_fmt *q8_fmt(void)
+{
+	return &kernels_get(KERNEL_ISA_REF)->fmt[GGML_TYPE_Q8_0];
+}
 
 static size_t q8_bytes(const struct kv_fmt_state *st, int hd)
 {
 	(void)st;
-	return hd % KV_Q8_BLOCK ? 0 : (size_t)hd / KV_Q8_BLOCK * KV_Q8_BLOCK_BYTES;
+	return ggml_row_bytes(GGML_TYPE_Q8_0, (uint64_t)hd);
 }
 
 static void q8_store(const struct kv_fmt_state *st, const float *x, uint8_t *dst, int hd)
 {
 	(void)st;
-	for (int b = 0; b < hd / KV_Q8_BLOCK; b++, x += KV_Q8_BLOCK, dst += KV_Q8_BLOCK_BYTES) {
-		float amax = 0.0f;
-		for (int i = 0; i < KV_Q8_BLOCK; i++)
-			amax = fabsf(x[i]) > amax ? fabsf(x[i]) : amax;
-		float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
-		uint16_t dh = fm_fp32_to_fp16(d);
-		memcpy(dst, &dh, 2);
-		int8_t *qs = (int8_t *)dst + 2;
-		for (int i = 0; i < KV_Q8_BLOCK; i++)
-			qs[i] = (int8_t)lrintf(x[i] * id);
-	}
+	q8_fmt()->quantize(x, dst, (size_t)hd);
 }
 
-static void q8_score(const struct kv_fmt_state *st, const struct kernels *k, const float *q, const uint8_t *rows, int n, int hd,
-		     float scale, float *out, float *rowbuf)
+static void q8_score(const struct kv_fmt_state *st, const struct kernels *k, const float *q,
+		     const uint8_t *rows, int n, int hd, float scale, float *out, float *rowbuf)
 {
-	(void)k, (void)rowbuf;
+	(void)k;
 	size_t rb = q8_bytes(st, hd);
 	for (int t = 0; t < n; t++) {
-		const uint8_t *r = rows + (size_t)t * rb;
-		float acc = 0.0f;
-		for (int b = 0; b < hd / KV_Q8_BLOCK; b++, r += KV_Q8_BLOCK_BYTES) {
-			uint16_t dh;
-			memcpy(&dh, r, 2);
-			const int8_t *qs = (const int8_t *)r + 2;
-			const float *qb = q + (size_t)b * KV_Q8_BLOCK;
-			float s = 0.0f;
-			for (int i = 0; i < KV_Q8_BLOCK; i++)
-				s += qb[i] * (float)qs[i];
-			acc += fm_fp16_to_fp32(dh) * s;
-		}
-		out[t] = acc * scale;
+		q8_fmt()->dequantize(rows + (size_t)t * rb, rowbuf, (size_t)hd);
+		out[t] = ops_dot(q, rowbuf, hd) * scale;
 	}
 }
 
-static void q8_accumulate(const struct kv_fmt_state *st, const struct kernels *k, float *o, const float *p, const uint8_t *rows,
-			  int n, int hd, float *rowbuf)
+static void q8_accumulate(const struct kv_fmt_state *st, const struct kernels *k, float *o,
+			  const float *p, const uint8_t *rows, int n, int hd, float *rowbuf)
 {
-	(void)k, (void)rowbuf;
+	(void)k;
 	size_t rb = q8_bytes(st, hd);
 	memset(o, 0, (size_t)hd * sizeof(float));
 	for (int t = 0; t < n; t++) {
-		const uint8_t *r = rows + (size_t)t * rb;
-		for (int b = 0; b < hd / KV_Q8_BLOCK; b++, r += KV_Q8_BLOCK_BYTES) {
-			uint16_t dh;
-			memcpy(&dh, r, 2);
-			float w = p[t] * fm_fp16_to_fp32(dh);
-			const int8_t *qs = (const int8_t *)r + 2;
-			float *ob = o + (size_t)b * KV_Q8_BLOCK;
-			for (int i = 0; i < KV_Q8_BLOCK; i++)
-				ob[i] += w * (float)qs[i];
-		}
+		q8_fmt()->dequantize(rows + (size_t)t * rb, rowbuf, (size_t)hd);
+		ops_axpy(o, p[t], rowbuf, hd);
 	}
 }
 

@@ -85,12 +85,11 @@ void state_snapshot(struct seq_state *st, int pos, int replace)
 		if (replace >= 0 && st->snap_pos[i] == replace)
 			slot = i;
 	}
-	for (int i = 0; slot < 0 && i < STATE_N_SNAP; i++)
-		if (st->snap_pos[i] < 0)
-			slot = i;
-	for (int i = 0; slot < 0 && i < STATE_N_SNAP; i++)
-		if (i == 0 || st->snap_pos[i] < st->snap_pos[slot < 0 ? 0 : slot])
-			slot = i;
+	if (slot < 0) { /* the smallest position: a free slot holds -1 */
+		slot = 0;
+		for (int j = 1; j < STATE_N_SNAP; j++)
+			slot = st->snap_pos[j] < st->snap_pos[slot] ? j : slot;
+	}
 	memcpy(st->snap[slot], st->gdn, st->gdn_bytes);
 	st->snap_pos[slot] = pos;
 }

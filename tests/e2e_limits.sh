@@ -39,8 +39,11 @@ expect() {
 $BIN gen-tiny --out "$T/m.gguf" --type f32 --layers 2 --hidden 64 --head-dim 16 --experts 4 \
 	--experts-used 2 --expert-ff 64 --vocab 300 --ctx 512 >/dev/null || { echo "FAIL gen-tiny"; exit 1; }
 
-# the output norm's weights set to NaN with the project's own GGUF reader/writer
-/usr/bin/python3 - "$T/m.gguf" "$T/nan.gguf" <<'PY' || { echo "FAIL writing nan.gguf"; exit 1; }
+# rewrite SRC OUT EDIT: SRC through the project's own GGUF reader/writer
+# (tests/reference), with the Python statement EDIT applied to `kvs` (key ->
+# (type, value)) and `tens` (name -> [ne, type, bytes]) in between
+rewrite() {
+	/usr/bin/python3 - "$@" <<'PY'
 import sys
 sys.path.insert(0, "tests/reference")
 import numpy as np
@@ -48,22 +51,25 @@ from gguf_reader import GGUFFile
 import gguf_writer as w
 g = GGUFFile(sys.argv[1])
 names = {v: k for k, v in w.VT.items()}
-kvs = []
+kvs = {}
 for k, v in g.metadata.items():
     t = g.value_types[k]
     if t == w.VT["array"]:
         et = "string" if isinstance(v[0], str) else "float32" if isinstance(v[0], float) else "int32"
-        kvs.append((k, "array", (et, list(v))))
+        kvs[k] = ("array", (et, list(v)))
     else:
-        kvs.append((k, names[t], v))
-tens = []
-for n, ti in g.tensors.items():
-    raw = bytes(g.tensor_bytes(n))
-    if n == "output_norm.weight":
-        raw = np.full(ti.ne[0], np.nan, "<f4").tobytes()
-    tens.append((n, ti.ne, ti.type_id, raw))
-w.write_gguf(sys.argv[2], kvs, tens, alignment=g.alignment)
+        kvs[k] = (names[t], v)
+tens = {n: [ti.ne, ti.type_id, bytes(g.tensor_bytes(n))] for n, ti in g.tensors.items()}
+exec(sys.argv[3])
+w.write_gguf(sys.argv[2], [(k, t, v) for k, (t, v) in kvs.items()],
+             [(n, ne, ty, raw) for n, (ne, ty, raw) in tens.items()], alignment=g.alignment)
 PY
+}
+
+# the output norm's weights set to NaN
+rewrite "$T/m.gguf" "$T/nan.gguf" \
+	'tens["output_norm.weight"][2] = np.full(64, np.nan, "<f4").tobytes()' ||
+	{ echo "FAIL writing nan.gguf"; exit 1; }
 
 expect "NaN logits stop generation" nz "logits at position [0-9]+ are not finite" \
 	$BIN generate -m "$T/nan.gguf" --token-ids 1,2,3 -n 4 --temp 0 --ids
@@ -89,26 +95,9 @@ $BIN gen-tiny --arch qwen35moe --out "$T/h.gguf" --layers 4 --hidden 64 --heads 
 	--head-dim 32 --experts 4 --experts-used 2 --expert-ff 32 --vocab 300 >/dev/null ||
 	{ echo "FAIL gen-tiny qwen35moe"; exit 1; }
 hybrid_case() { # name pattern python-edit
-	name=$1 pat=$2 edit=$3
-	/usr/bin/python3 - "$T/h.gguf" "$T/hm.gguf" "$edit" <<'PY' || { echo "FAIL writing $name"; fails=$((fails + 1)); return; }
-import sys
-sys.path.insert(0, "tests/reference")
-from gguf_reader import GGUFFile
-import gguf_writer as w
-g = GGUFFile(sys.argv[1])
-names = {v: k for k, v in w.VT.items()}
-kvs = {}
-for k, v in g.metadata.items():
-    t = g.value_types[k]
-    if t == w.VT["array"]:
-        et = "string" if isinstance(v[0], str) else "float32" if isinstance(v[0], float) else "int32"
-        kvs[k] = ("array", (et, list(v)))
-    else:
-        kvs[k] = (names[t], v)
-exec(sys.argv[3])
-tens = [(n, ti.ne, ti.type_id, bytes(g.tensor_bytes(n))) for n, ti in g.tensors.items()]
-w.write_gguf(sys.argv[2], [(k, t, v) for k, (t, v) in kvs.items()], tens, alignment=g.alignment)
-PY
+	name=$1 pat=$2
+	rewrite "$T/h.gguf" "$T/hm.gguf" "$3" ||
+		{ echo "FAIL writing $name"; fails=$((fails + 1)); return; }
 	expect "qwen35moe $name" nz "$pat" $BIN generate -m "$T/hm.gguf" --token-ids 1,2,3 -n 2
 }
 hybrid_case "inner_size not value heads x state" "inconsistent DeltaNet sizes" \
