@@ -57,6 +57,11 @@ CONFIGS = {
     # docs/QUALITY.md; Q4_K experts + Q8_0 attention + Q4_0 embedding ~ 29.9 MB
     "k256": dict(n_layer=4, n_embd=256, n_head=4, n_head_kv=2, head_dim=64,
                  n_expert=16, n_expert_used=4, n_ff_exp=256),
+    # the routing-trace model (issue 16): Qwen3-30B-A3B's routing shape (128
+    # experts, 8 routed, expert width ~ 3/8 of hidden) at a size one core
+    # trains in about an hour; not shipped, its traces feed `flashmoe cache-sim`
+    "r128": dict(n_layer=4, n_embd=128, n_head=4, n_head_kv=2, head_dim=32,
+                 n_expert=128, n_expert_used=8, n_ff_exp=48),
 }
 
 
