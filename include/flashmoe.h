@@ -116,6 +116,25 @@ FM_API int fm_ctx_rewind(struct fm_ctx *c, int n_keep);
  * (all_logits false) or n x n_vocab floats (all_logits true). */
 FM_API int fm_eval(struct fm_ctx *c, const int32_t *tokens, int n,
 		   float *logits, bool all_logits, struct fm_error *err);
+/* The context's size in tokens (as made by fm_ctx_new). */
+FM_API int fm_ctx_n_ctx(const struct fm_ctx *c);
+
+/* One step over several contexts of the same model. Item i evaluates
+ * n_tokens of its own context (a prompt chunk or one generated token); all
+ * items run as one batch, so a routed expert is read and multiplied once per
+ * step for every item that routed to it. Items must be distinct contexts of
+ * one model. */
+struct fm_batch_item {
+	struct fm_ctx *ctx;
+	const int32_t *tokens;
+	int n_tokens;          /* >= 1 */
+	float *logits;         /* NULL, or n_vocab floats: the logits of the item's last token */
+	int status;            /* out: 0, or the negative code of this item's failure */
+};
+/* 0 when every item succeeded; else the first failing item's code (err
+ * filled), other items still ran. A failed item's context is as before the
+ * call. */
+FM_API int fm_eval_batch(struct fm_batch_item *items, int n, struct fm_error *err);
 
 /* ---- tokens ---- */
 
@@ -227,6 +246,10 @@ struct fm_stats {
 };
 FM_API void fm_get_stats(const struct fm_model *m, struct fm_stats *out);
 FM_API void fm_reset_stats(struct fm_model *m);
+/* Statistics of one context (its fm_eval/fm_eval_batch calls); fm_get_stats
+ * stays the model-wide sum. */
+FM_API void fm_ctx_get_stats(const struct fm_ctx *c, struct fm_stats *out);
+FM_API void fm_ctx_reset_stats(struct fm_ctx *c);
 
 /* ---- random-weight models for tests and benchmarks ---- */
 

@@ -108,6 +108,8 @@ struct fm_model *fm_model_open(const char *path, const struct fm_model_params *p
 		fm_err(err, FM_ENOMEM, path, FM_NO_OFFSET, "out of memory");
 		return NULL;
 	}
+	pthread_mutex_init(&fm->eval_mu, NULL);
+	pthread_mutex_init(&fm->stats_mu, NULL);
 	fm->params = *p;
 	fm->mem.budget_bytes = p->mem_bytes;
 	fm->mem.ram_bytes = fm_ram_available_bytes();
@@ -140,6 +142,7 @@ struct fm_model *fm_model_open(const char *path, const struct fm_model_params *p
 		goto fail;
 	}
 	fill_info(fm);
+	api_stream_stats(fm, &fm->stats);
 	return fm;
 fail:
 	fm_model_close(fm);
@@ -156,6 +159,8 @@ void fm_model_close(struct fm_model *fm)
 	if (fm->loaded)
 		model_unload(&fm->m);
 	gguf_close(fm->file);
+	pthread_mutex_destroy(&fm->eval_mu);
+	pthread_mutex_destroy(&fm->stats_mu);
 	free(fm);
 }
 

@@ -31,8 +31,11 @@ struct fm_ctx *fm_ctx_new(struct fm_model *fm, int n_ctx, struct fm_error *err)
 			  &fm->mem, err);
 	if (!c->st)
 		goto fail;
+	pthread_mutex_lock(&fm->eval_mu);
 	c->fwd = fwd_new(&fm->m, fm->k, fm->pool, c->st, c->n_batch, &fm->mem, err);
-	if (!c->fwd || api_stream_attach(fm, c, err))
+	int rc = c->fwd ? api_stream_attach(fm, c, err) : -1;
+	pthread_mutex_unlock(&fm->eval_mu);
+	if (rc)
 		goto fail;
 	return c;
 fail:
@@ -47,6 +50,11 @@ void fm_ctx_free(struct fm_ctx *c)
 	fwd_free(c->fwd);
 	state_free(c->st);
 	free(c);
+}
+
+int fm_ctx_n_ctx(const struct fm_ctx *c)
+{
+	return c->n_ctx;
 }
 
 int fm_ctx_n_past(const struct fm_ctx *c)
@@ -99,8 +107,10 @@ static int check_finite(struct fm_ctx *c, const float *out, int rows, int pos0,
 	return 0;
 }
 
-int fm_eval(struct fm_ctx *c, const int32_t *tokens, int n, float *logits, bool all_logits,
-	    struct fm_error *err)
+/* Run tokens[0..n) of context c (eval_mu held); 0 or a negative code, the
+ * context unchanged on failure before its first batch. */
+static int eval_locked(struct fm_ctx *c, const int32_t *tokens, int n, float *logits,
+		       bool all_logits, struct fm_error *err)
 {
 	if (n <= 0)
 		return fm_err(err, FM_EINVAL, NULL, FM_NO_OFFSET, "no tokens to evaluate");
@@ -108,9 +118,7 @@ int fm_eval(struct fm_ctx *c, const int32_t *tokens, int n, float *logits, bool 
 		return fm_err(err, FM_ERANGE, NULL, FM_NO_OFFSET,
 			      "context full: %d tokens + %d new > context size %d", c->n_past, n,
 			      c->n_ctx);
-	struct fm_stats *st = &c->fm->stats;
 	int n_vocab = c->fm->m.hp.n_vocab;
-	double t0 = fm_now_s();
 	/* a prompt's start (unless it continues the previous call's) and end:
 	 * where a chat's prefix reuse may come back to (state.h) */
 	bool cont = c->n_past == c->multi_end;
@@ -136,38 +144,199 @@ int fm_eval(struct fm_ctx *c, const int32_t *tokens, int n, float *logits, bool 
 		state_snapshot(c->st, c->n_past, cont ? c->multi_end : -1);
 		c->multi_end = c->n_past;
 	}
-	double dt = fm_now_s() - t0;
+	return 0;
+}
+
+/* The counters a step adds, before they are shared out. */
+struct step_acct {
+	double dt;                 /* wall time of the step */
 	struct fwd_times ft;
-	fwd_take_times(c->fwd, &ft);
-	st->attn_s += ft.attn_s;
-	st->gdn_s += ft.gdn_s;
-	st->route_s += ft.route_s;
-	st->experts_s += ft.experts_s;
-	st->shared_s += ft.shared_s;
-	st->head_s += ft.head_s;
+	struct experts_stats xs;   /* the store's counters: the step's delta */
+	int n_tok;                 /* tokens of all items */
+};
+
+/* What the store counted since the previous step (eval_mu held). */
+static void store_delta(struct fm_model *fm, struct experts_stats *d)
+{
+	memset(d, 0, sizeof(*d));
+	if (!fm->experts)
+		return;
+	struct experts_stats now, *was = &fm->xs_seen;
+	experts_get_stats(fm->experts, &now);
+	d->lookups = now.lookups - was->lookups;
+	d->hits = now.hits - was->hits;
+	d->misses = now.misses - was->misses;
+	d->bytes_read = now.bytes_read - was->bytes_read;
+	d->wait_s = now.wait_s - was->wait_s;
+	d->read_s = now.read_s - was->read_s;
+	d->prefetch_issued = now.prefetch_issued - was->prefetch_issued;
+	d->prefetch_used = now.prefetch_used - was->prefetch_used;
+	d->prefetch_wasted_bytes = now.prefetch_wasted_bytes - was->prefetch_wasted_bytes;
+	d->prefetch_guesses = now.prefetch_guesses - was->prefetch_guesses;
+	d->prefetch_guess_hits = now.prefetch_guess_hits - was->prefetch_guess_hits;
+	*was = now;
+}
+
+/* Add the share num/den of a step's counters to st; an item of n tokens
+ * counts as prompt (n > 1) or generated (n == 1). Integer counters are
+ * split so that the shares of all items add up to the whole. */
+static uint64_t share_u(uint64_t v, int num, int den, int before)
+{
+	return v * (uint64_t)(before + num) / (uint64_t)den - v * (uint64_t)before / (uint64_t)den;
+}
+
+static void stats_add(struct fm_stats *st, const struct step_acct *a, int n, int before)
+{
+	int den = a->n_tok;
+	double f = (double)n / den;
 	if (n > 1) {
 		st->n_prompt_tokens += (uint64_t)n;
-		st->prompt_s += dt;
+		st->prompt_s += a->dt * f;
 	} else {
 		st->n_gen_tokens += 1;
-		st->gen_s += dt;
+		st->gen_s += a->dt * f;
 	}
-	return 0;
+	st->attn_s += a->ft.attn_s * f;
+	st->gdn_s += a->ft.gdn_s * f;
+	st->route_s += a->ft.route_s * f;
+	st->experts_s += a->ft.experts_s * f;
+	st->shared_s += a->ft.shared_s * f;
+	st->head_s += a->ft.head_s * f;
+	const struct experts_stats *x = &a->xs;
+	st->expert_lookups += share_u(x->lookups, n, den, before);
+	st->expert_hits += share_u(x->hits, n, den, before);
+	st->expert_misses += share_u(x->misses, n, den, before);
+	st->bytes_read += share_u(x->bytes_read, n, den, before);
+	st->io_wait_s += x->wait_s * f;
+	st->read_s += x->read_s * f;
+	st->prefetch_issued += share_u(x->prefetch_issued, n, den, before);
+	st->prefetch_used += share_u(x->prefetch_used, n, den, before);
+	st->prefetch_wasted_bytes += share_u(x->prefetch_wasted_bytes, n, den, before);
+	st->prefetch_guesses += share_u(x->prefetch_guesses, n, den, before);
+	st->prefetch_guess_hits += share_u(x->prefetch_guess_hits, n, den, before);
+}
+
+/* Share a finished step out to its contexts and to the model-wide sums
+ * (eval_mu held). ctxs[i] ran n[i] tokens (0: it failed, nothing counted). */
+static void account(struct fm_model *fm, struct fm_ctx *const *ctxs, const int *n, int n_items,
+		    struct fwd *f, double dt)
+{
+	struct step_acct a = { .dt = dt };
+	fwd_take_times(f, &a.ft);
+	store_delta(fm, &a.xs);
+	for (int i = 0; i < n_items; i++)
+		a.n_tok += n[i];
+	if (!a.n_tok)
+		return;
+	pthread_mutex_lock(&fm->stats_mu);
+	for (int i = 0, before = 0; i < n_items; before += n[i], i++)
+		if (n[i]) {
+			stats_add(&ctxs[i]->stats, &a, n[i], before);
+			stats_add(&fm->stats, &a, n[i], before);
+		}
+	pthread_mutex_unlock(&fm->stats_mu);
+}
+
+int fm_eval(struct fm_ctx *c, const int32_t *tokens, int n, float *logits, bool all_logits,
+	    struct fm_error *err)
+{
+	struct fm_model *fm = c->fm;
+	pthread_mutex_lock(&fm->eval_mu);
+	double t0 = fm_now_s();
+	int rc = eval_locked(c, tokens, n, logits, all_logits, err);
+	int done = rc ? 0 : n;
+	account(fm, &c, &done, 1, c->fwd, fm_now_s() - t0);
+	pthread_mutex_unlock(&fm->eval_mu);
+	return rc;
+}
+
+int fm_eval_batch(struct fm_batch_item *items, int n, struct fm_error *err)
+{
+	if (n < 1 || !items)
+		return fm_err(err, FM_EINVAL, NULL, FM_NO_OFFSET, "no items to evaluate");
+	struct fm_model *fm = items[0].ctx ? items[0].ctx->fm : NULL;
+	int first_rc = 0;
+	for (int i = 0; i < n; i++) {
+		struct fm_batch_item *it = &items[i];
+		it->status = 0;
+		const char *why = !it->ctx ? "has no context"
+				  : it->ctx->fm != fm ? "is a context of another model"
+				  : !it->tokens || it->n_tokens < 1 ? "has no tokens" : NULL;
+		for (int j = 0; !why && j < i; j++)
+			if (items[j].ctx == it->ctx)
+				why = "repeats the context of an earlier item";
+		if (why) {
+			it->status = FM_EINVAL;
+			if (!first_rc)
+				first_rc = fm_err(err, FM_EINVAL, NULL, FM_NO_OFFSET, "batch item %d %s", i, why);
+		}
+	}
+	if (!fm)
+		return first_rc;
+	pthread_mutex_lock(&fm->eval_mu);
+	for (int i = 0; i < n; i++) {
+		struct fm_batch_item *it = &items[i];
+		if (it->status)
+			continue;
+		struct fm_error e = { 0 };
+		double t0 = fm_now_s();
+		it->status = eval_locked(it->ctx, it->tokens, it->n_tokens, it->logits, false, &e);
+		int done = it->status ? 0 : it->n_tokens;
+		account(fm, &it->ctx, &done, 1, it->ctx->fwd, fm_now_s() - t0);
+		if (it->status && !first_rc) {
+			first_rc = it->status;
+			if (err)
+				*err = e;
+		}
+	}
+	pthread_mutex_unlock(&fm->eval_mu);
+	return first_rc;
 }
 
 void fm_get_stats(const struct fm_model *fm, struct fm_stats *out)
 {
+	pthread_mutex_lock((pthread_mutex_t *)&fm->stats_mu);
 	*out = fm->stats;
-	out->mem_peak_bytes = fm->mem.peak_bytes;
+	pthread_mutex_unlock((pthread_mutex_t *)&fm->stats_mu);
+	out->mem_peak_bytes = atomic_load(&fm->mem.peak_bytes);
 	out->mem_budget_bytes = fm->mem.budget_bytes;
-	api_stream_stats(fm, out);
+}
+
+/* Zero the counters, keep the gauges (cache size, I/O mode). */
+static void stats_zero(struct fm_stats *st)
+{
+	struct fm_stats keep = *st;
+	memset(st, 0, sizeof(*st));
+	st->cache_slots = keep.cache_slots;
+	st->cache_bytes = keep.cache_bytes;
+	st->io_mode = keep.io_mode;
 }
 
 void fm_reset_stats(struct fm_model *fm)
 {
-	memset(&fm->stats, 0, sizeof(fm->stats));
-	if (fm->experts)
-		experts_reset_stats(fm->experts);
+	pthread_mutex_lock(&fm->stats_mu);
+	stats_zero(&fm->stats);
+	pthread_mutex_unlock(&fm->stats_mu);
+}
+
+void fm_ctx_get_stats(const struct fm_ctx *c, struct fm_stats *out)
+{
+	struct fm_model *fm = c->fm;
+	pthread_mutex_lock(&fm->stats_mu);
+	*out = c->stats;
+	out->cache_slots = fm->stats.cache_slots;
+	out->cache_bytes = fm->stats.cache_bytes;
+	out->io_mode = fm->stats.io_mode;
+	pthread_mutex_unlock(&fm->stats_mu);
+	out->mem_peak_bytes = atomic_load(&fm->mem.peak_bytes);
+	out->mem_budget_bytes = fm->mem.budget_bytes;
+}
+
+void fm_ctx_reset_stats(struct fm_ctx *c)
+{
+	pthread_mutex_lock(&c->fm->stats_mu);
+	memset(&c->stats, 0, sizeof(c->stats));
+	pthread_mutex_unlock(&c->fm->stats_mu);
 }
 
 const char *fm_type_name(int type)

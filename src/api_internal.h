@@ -3,6 +3,9 @@
 #ifndef FM_API_INTERNAL_H
 #define FM_API_INTERNAL_H
 
+#include <pthread.h>
+
+#include "experts.h"
 #include "flashmoe.h"
 #include "forward.h"
 #include "gguf.h"
@@ -29,7 +32,13 @@ struct fm_model {
 	struct pool *pool;
 	struct fm_model_info info;
 	char name[256];
-	struct fm_stats stats;
+	/* Threads: evaluations (and making or freeing contexts) hold eval_mu,
+	 * so the pool, the expert store and the forward scratch have one user
+	 * at a time; stats (the model-wide sums) are read and written under
+	 * stats_mu only, so fm_get_stats never waits for an evaluation. */
+	pthread_mutex_t eval_mu, stats_mu;
+	struct fm_stats stats;         /* under stats_mu */
+	struct experts_stats xs_seen;  /* the store's counters after the last step (eval_mu) */
 	int kv_type_k, kv_type_v;      /* enum kv_type of new contexts' K and V */
 	/* expert streaming */
 	bool streaming;
@@ -42,6 +51,7 @@ struct fm_model {
 int api_stream_open(struct fm_model *fm, const char *path, struct fm_error *err);
 int api_stream_attach(struct fm_model *fm, struct fm_ctx *c, struct fm_error *err);
 void api_stream_close(struct fm_model *fm);
+/* The store's gauges (cache size, I/O mode) into out. */
 void api_stream_stats(const struct fm_model *fm, struct fm_stats *out);
 
 struct fm_ctx {
@@ -50,6 +60,7 @@ struct fm_ctx {
 	struct fwd *fwd;
 	int n_ctx, n_batch, n_past;
 	int multi_end;              /* where the last multi-token fm_eval ended, -1 */
+	struct fm_stats stats;      /* this context's share of the steps it took part in */
 };
 
 /* Load / free the model's tokenizer (api_tokens.c). */

@@ -108,6 +108,10 @@ static int make_store(struct fm_model *fm, struct fm_error *err)
 	free(layers);
 	if (!fm->experts)
 		return err ? err->code : FM_ENOMEM;
+	experts_get_stats(fm->experts, &fm->xs_seen);
+	pthread_mutex_lock(&fm->stats_mu);
+	api_stream_stats(fm, &fm->stats);
+	pthread_mutex_unlock(&fm->stats_mu);
 	if (p->verbose)
 		fprintf(stderr,
 			"flashmoe: streaming experts (%s%s%s): budget %.1f MiB; resident now %.1f MiB "
@@ -160,20 +164,7 @@ void api_stream_stats(const struct fm_model *fm, struct fm_stats *out)
 		out->io_mode = fm->params.io && !strcmp(fm->params.io, "mmap") ? "mmap" : "resident";
 		return;
 	}
-	struct experts_stats s;
-	experts_get_stats(fm->experts, &s);
-	out->expert_lookups = s.lookups;
-	out->expert_hits = s.hits;
-	out->expert_misses = s.misses;
-	out->bytes_read = s.bytes_read;
-	out->io_wait_s = s.wait_s;
-	out->read_s = s.read_s;
-	out->prefetch_issued = s.prefetch_issued;
-	out->prefetch_used = s.prefetch_used;
-	out->prefetch_wasted_bytes = s.prefetch_wasted_bytes;
-	out->prefetch_guesses = s.prefetch_guesses;
-	out->prefetch_guess_hits = s.prefetch_guess_hits;
-	out->cache_slots = s.n_slots;
-	out->cache_bytes = s.cache_bytes;
+	out->cache_slots = experts_n_slots(fm->experts);
+	out->cache_bytes = out->cache_slots * experts_slot_bytes(fm->experts);
 	out->io_mode = io_mode_name(io_get_mode(fm->io));
 }
