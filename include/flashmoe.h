@@ -191,19 +191,81 @@ FM_API int fm_detok_feed(struct fm_detok *d, int32_t id, char *out, size_t cap);
 /* Write any held incomplete character as raw bytes (at most 3). */
 FM_API int fm_detok_flush(struct fm_detok *d, char *out, size_t cap);
 
+/* One tool call of an assistant message (OpenAI's tool_calls[i]). */
+struct fm_chat_tool_call {
+	const char *id;        /* not rendered by the Qwen templates; may be NULL */
+	const char *name;
+	const char *arguments; /* JSON text of an object, as OpenAI sends it */
+};
+/* A message. {role, content} initializers keep working: the trailing fields
+ * are then zero. content NULL renders as "" (an assistant turn that only
+ * calls tools). */
 struct fm_chat_msg {
 	const char *role;    /* "system", "user", "assistant", "tool" */
 	const char *content;
+	const char *reasoning_content; /* assistant: its reasoning, or NULL (then
+					* <think>..</think> in content is used) */
+	const struct fm_chat_tool_call *tool_calls; /* assistant: n_tool_calls calls */
+	size_t n_tool_calls;
 };
 /* Name of the chat template the file asks for ("qwen3", "qwen35",
  * "chatml"), detected from its Jinja chat_template; NULL if unknown. */
 FM_API const char *fm_tokenizer_chat_template(const struct fm_tokenizer *t);
 /* Render messages with template tmpl ("chatml", "qwen3", "qwen35") into buf
  * (NUL-terminated when it fits); *len = the length needed. enable_thinking
- * false asks Qwen3 models not to think. 0, or FM_EINVAL. */
+ * false asks Qwen3 models not to think. 0, or FM_EINVAL (unknown template,
+ * NULL role, a message list the template itself refuses). */
 FM_API int fm_chat_render(const char *tmpl, const struct fm_chat_msg *msgs, size_t n,
 			  bool add_generation_prompt, bool enable_thinking, char *buf,
 			  size_t cap, size_t *len);
+/* As fm_chat_render, with tool definitions: tools_json is OpenAI's "tools"
+ * array as JSON text (or NULL / "[]": no tools block). The text is byte for
+ * byte what the model's Jinja template gives under transformers
+ * (apply_chat_template(messages, tools=...)). FM_EINVAL also for tools_json
+ * or a tool call's arguments that are not valid JSON of the right shape. */
+FM_API int fm_chat_render_tools(const char *tmpl, const struct fm_chat_msg *msgs, size_t n,
+				const char *tools_json, bool add_generation_prompt,
+				bool enable_thinking, char *buf, size_t cap, size_t *len);
+
+/* Output parser: splits generated text, fed in chunks of any size (a tag may
+ * be split anywhere), into content, reasoning (<think>...</think>, as
+ * llama-server's reasoning_content) and tool calls (<tool_call>...</tool_call>
+ * with {"name": .., "arguments": {..}} inside, or Qwen3.5's
+ * <function=NAME><parameter=K>V</parameter></function>). A tool call is
+ * reported once its closing tag has arrived: BEGIN (name, a fresh id
+ * "call_<n>"), ARGS (the arguments as JSON text; concatenate the ARGS of one
+ * call), END. Tool-call text that does not parse comes out as content. One
+ * parser per generation; not thread-safe. */
+enum fm_chat_event_kind {
+	FM_CHAT_CONTENT = 0,
+	FM_CHAT_REASONING,
+	FM_CHAT_TOOL_CALL_BEGIN,
+	FM_CHAT_TOOL_CALL_ARGS,
+	FM_CHAT_TOOL_CALL_END,
+};
+struct fm_chat_event {
+	enum fm_chat_event_kind kind;
+	const char *text;   /* CONTENT/REASONING: the text; ARGS: a JSON fragment */
+	size_t len;
+	const char *name;   /* BEGIN: the function's name (NUL-terminated) */
+	const char *id;     /* BEGIN..END: the call's id (NUL-terminated) */
+	int index;          /* BEGIN..END: 0, 1, .. in this generation */
+};
+/* Called for each event; pointers are valid only during the call. */
+typedef void (*fm_chat_event_fn)(const struct fm_chat_event *ev, void *user);
+struct fm_chat_parser;
+/* tmpl: "chatml", "qwen3", "qwen35" (NULL = chatml); in_think: the prompt
+ * ended inside <think> (the qwen35 generation prompt with thinking on), so
+ * the output starts as reasoning; tools: parse <tool_call> (else it is
+ * content). NULL on out of memory or an unknown template. */
+FM_API struct fm_chat_parser *fm_chat_parser_new(const char *tmpl, bool in_think, bool tools);
+FM_API void fm_chat_parser_free(struct fm_chat_parser *p);
+/* Feed len bytes; events for what is decided so far. 0, or FM_ENOMEM. */
+FM_API int fm_chat_parser_feed(struct fm_chat_parser *p, const char *text, size_t len,
+			       fm_chat_event_fn cb, void *user);
+/* The generation ended: everything held back comes out (an unclosed tool
+ * call as content). 0, or FM_ENOMEM. */
+FM_API int fm_chat_parser_finish(struct fm_chat_parser *p, fm_chat_event_fn cb, void *user);
 /* ---- end of the standalone tokenizer ---- */
 
 /* ---- sampling ---- */

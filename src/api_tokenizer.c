@@ -11,9 +11,17 @@
 #include "chat.h"
 #include "tokenizer.h"
 
+#define SAME_FIELD(a, b, f) (offsetof(struct a, f) == offsetof(struct b, f))
 _Static_assert(sizeof(struct fm_chat_msg) == sizeof(struct chat_msg) &&
-		       offsetof(struct fm_chat_msg, content) == offsetof(struct chat_msg, content),
+		       SAME_FIELD(fm_chat_msg, chat_msg, content) &&
+		       SAME_FIELD(fm_chat_msg, chat_msg, reasoning_content) &&
+		       SAME_FIELD(fm_chat_msg, chat_msg, tool_calls) &&
+		       SAME_FIELD(fm_chat_msg, chat_msg, n_tool_calls),
 	       "fm_chat_msg and chat_msg must have one layout");
+_Static_assert(sizeof(struct fm_chat_tool_call) == sizeof(struct chat_tool_call) &&
+		       SAME_FIELD(fm_chat_tool_call, chat_tool_call, name) &&
+		       SAME_FIELD(fm_chat_tool_call, chat_tool_call, arguments),
+	       "fm_chat_tool_call and chat_tool_call must have one layout");
 
 struct fm_detok {
 	struct tok_stream s;
@@ -121,6 +129,14 @@ int fm_chat_render(const char *tmpl, const struct fm_chat_msg *msgs, size_t n,
 		   bool add_generation_prompt, bool enable_thinking, char *buf, size_t cap,
 		   size_t *len)
 {
-	return chat_render(chat_tmpl_from_name(tmpl), (const struct chat_msg *)msgs, n,
+	return chat_render(chat_tmpl_from_name(tmpl), (const struct chat_msg *)msgs, n, NULL,
+			   add_generation_prompt, enable_thinking, buf, cap, len);
+}
+
+int fm_chat_render_tools(const char *tmpl, const struct fm_chat_msg *msgs, size_t n,
+			 const char *tools_json, bool add_generation_prompt, bool enable_thinking,
+			 char *buf, size_t cap, size_t *len)
+{
+	return chat_render(chat_tmpl_from_name(tmpl), (const struct chat_msg *)msgs, n, tools_json,
 			   add_generation_prompt, enable_thinking, buf, cap, len);
 }

@@ -13,8 +13,12 @@
  *           <think>\n\n</think>\n\n to the generation prompt.
  *   qwen35  as qwen3, but the generation prompt always opens <think>\n
  *           (thinking on by default; also Qwen3-*-Thinking-2507).
- * Tool definitions (the "# Tools" system block) and tool_calls are not
- * rendered: messages carry only role and content.
+ * With tools (chat_render's tools_json) qwen3 writes the "# Tools" system block
+ * and tool calls as <tool_call>{"name": .., "arguments": ..}</tool_call>,
+ * qwen35 its own tools block and <tool_call><function=..><parameter=..>
+ * calls; the tool definitions are re-serialized as Python's json.dumps does
+ * (transformers' tojson filter: key order kept, ", " and ": " separators,
+ * non-ASCII as is). chat_parse.c reads the model's output back.
  */
 #ifndef FM_CHAT_H
 #define FM_CHAT_H
@@ -22,10 +26,29 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-struct chat_msg {
-	const char *role;    /* "system", "user", "assistant", "tool" */
-	const char *content; /* NUL-terminated */
+/* The same layouts as flashmoe.h's fm_chat_tool_call and fm_chat_msg. */
+struct chat_tool_call {
+	const char *id;        /* not rendered */
+	const char *name;
+	const char *arguments; /* JSON text of an object */
 };
+
+struct chat_msg {
+	const char *role;              /* "system", "user", "assistant", "tool" */
+	const char *content;           /* NUL-terminated; NULL renders as "" */
+	const char *reasoning_content; /* assistant: reasoning, or NULL */
+	const struct chat_tool_call *tool_calls;
+	size_t n_tool_calls;
+};
+
+/* Output that counts what it could not store (snprintf-style): len grows
+ * past cap, so the caller learns the size the whole text needs. */
+struct chat_out {
+	char *buf;
+	size_t cap, len;
+};
+void chat_put_n(struct chat_out *o, const char *s, size_t n);
+void chat_put(struct chat_out *o, const char *s);
 
 enum chat_tmpl {
 	CHAT_TMPL_NONE = 0,
@@ -44,11 +67,13 @@ const char *chat_tmpl_name(enum chat_tmpl t); /* "none" for CHAT_TMPL_NONE */
  * NULL or unrecognised -> CHAT_TMPL_NONE. */
 enum chat_tmpl chat_tmpl_detect(const char *jinja);
 
-/* Render n messages (+ the generation prompt when asked) into buf. Writes at
- * most cap bytes, NUL-terminated when it fits; *len = the length the whole
- * text needs (without the NUL), so a too-small buf can be retried. Returns 0,
- * or FM_EINVAL (unknown template, NULL role/content). */
-int chat_render(enum chat_tmpl t, const struct chat_msg *msgs, size_t n,
+/* Render n messages (+ the generation prompt when asked) into buf. tools_json:
+ * OpenAI's "tools" array as JSON text, or NULL. Writes at most cap bytes,
+ * NUL-terminated when it fits; *len = the length the whole text needs
+ * (without the NUL), so a too-small buf can be retried. Returns 0, FM_ENOMEM,
+ * or FM_EINVAL (unknown template, NULL role, tools_json or arguments that are
+ * not JSON of the right shape, or a list the template raises on). */
+int chat_render(enum chat_tmpl t, const struct chat_msg *msgs, size_t n, const char *tools_json,
 		bool add_generation_prompt, bool enable_thinking, char *buf, size_t cap,
 		size_t *len);
 

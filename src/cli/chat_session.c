@@ -101,7 +101,7 @@ static int push_msg(struct chat_session *s, const char *role, const char *conten
 		return FM_ENOMEM;
 	memcpy(copy, content, len);
 	copy[len] = 0;
-	s->msgs[s->n_msgs++] = (struct fm_chat_msg){ role, copy };
+	s->msgs[s->n_msgs++] = (struct fm_chat_msg){ .role = role, .content = copy };
 	return 0;
 }
 

@@ -123,8 +123,8 @@ static char *chat_prompt(const struct gen_opts *g, struct fm_model *m)
 	struct fm_chat_msg msgs[2];
 	size_t n = 0, len = 0;
 	if (g->system)
-		msgs[n++] = (struct fm_chat_msg){ "system", g->system };
-	msgs[n++] = (struct fm_chat_msg){ "user", g->prompt };
+		msgs[n++] = (struct fm_chat_msg){ .role = "system", .content = g->system };
+	msgs[n++] = (struct fm_chat_msg){ .role = "user", .content = g->prompt };
 	if (!tmpl)
 		fprintf(stderr, "flashmoe generate: no known chat template in the model; using chatml\n");
 	tmpl = tmpl ? tmpl : "chatml";

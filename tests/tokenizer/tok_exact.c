@@ -215,7 +215,7 @@ static void check_chat_case(json_object *cs, struct counts *c, int idx)
 {
 	json_object *msgs = json_object_object_get(cs, "messages");
 	size_t n = json_object_array_length(msgs);
-	struct chat_msg m[16];
+	struct chat_msg m[16] = { 0 };
 	for (size_t i = 0; i < n && i < 16; i++) {
 		json_object *o = json_object_array_get_idx(msgs, i);
 		m[i].role = json_object_get_string(json_object_object_get(o, "role"));
@@ -226,7 +226,7 @@ static void check_chat_case(json_object *cs, struct counts *c, int idx)
 	bool think = json_object_get_boolean(json_object_object_get(cs, "enable_thinking"));
 	char buf[8192];
 	size_t len;
-	int rc = chat_render(CHAT_TMPL_QWEN3, m, n, gen, think, buf, sizeof(buf), &len);
+	int rc = chat_render(CHAT_TMPL_QWEN3, m, n, NULL, gen, think, buf, sizeof(buf), &len);
 	if (!rc && len == strlen(want) && !strcmp(buf, want)) {
 		c->pass++;
 		return;
