@@ -240,10 +240,13 @@ int block_moe(struct fwd *f, int il, int n, struct fm_error *err)
 	}
 	mm_run(&f->job, f->pool);
 	route(f, n);
-	for (int t = 0; f->trace && t < n; t++)
+	for (int t = 0; f->trace && t < n; t++) {
+		experts_trace_write_probs(f->trace, f->n_tokens_seen + (uint64_t)t, il,
+					  f->router + (size_t)t * hp->n_expert, hp->n_expert);
 		experts_trace_write(f->trace, f->n_tokens_seen + (uint64_t)t, il,
 				    (const int32_t *)f->sel + (size_t)t * hp->n_expert_used,
 				    hp->n_expert_used);
+	}
 	group_pairs(f, n);
 	double t1 = fm_now_s();
 	f->times.route_s += t1 - t0;

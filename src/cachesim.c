@@ -63,8 +63,13 @@ struct sim_reader {
 	uint32_t hdr_layer, hdr_expert, hdr_used; /* 0 = absent */
 	uint32_t *layer_of_line;   /* raw: per line */
 	uint32_t *experts;         /* raw: every id as read */
-	uint64_t cap_lines, cap_experts, cap_start;
+	uint64_t cap_lines, cap_experts, cap_start, cap_probs;
 	uint32_t max_layer, max_expert;
+	float *probs;              /* [n_prob_lines][hdr_expert] */
+	float *pending;            /* [hdr_expert]: a "#p" line not yet matched */
+	uint64_t pending_token, n_prob_lines;
+	uint32_t pending_layer;
+	bool have_pending;
 };
 
 /* A decimal number at *p (no sign), at most max; advances *p. */
@@ -106,6 +111,50 @@ static int sim_line_error(const struct sim_reader *r, struct fm_error *err, cons
 {
 	return fm_err(err, FM_EFORMAT, r->path, FM_NO_OFFSET, "line %llu: %s",
 		      (unsigned long long)r->line_no, what);
+}
+
+/* "#p token layer q0 ... q(E-1)": held until the routing line it precedes. */
+static int sim_parse_probs(struct sim_reader *r, const char *s, struct fm_error *err)
+{
+	uint64_t layer, v;
+	if (!r->hdr_expert)
+		return sim_line_error(r, err, "\"#p\" line before the header's n_expert");
+	if (r->have_pending)
+		return sim_line_error(r, err, "two \"#p\" lines without a routing line between");
+	if (!r->pending && !(r->pending = malloc((size_t)r->hdr_expert * sizeof(float))))
+		return fm_err(err, FM_ENOMEM, r->path, FM_NO_OFFSET, "out of memory");
+	s += 2;
+	if (*s++ != ' ' || !sim_parse_num(&s, UINT64_MAX, &r->pending_token) || *s++ != ' ' ||
+	    !sim_parse_num(&s, SIM_MAX_LAYER - 1, &layer))
+		return sim_line_error(r, err, "expected \"#p token layer q0 q1 ...\"");
+	for (uint32_t e = 0; e < r->hdr_expert; e++) {
+		if (*s++ != ' ' || !sim_parse_num(&s, 1000000, &v))
+			return sim_line_error(r, err, "expected n_expert probabilities in millionths "
+						      "(0..1000000)");
+		r->pending[e] = (float)v * 1e-6f;
+	}
+	if (*s != '\0')
+		return sim_line_error(r, err, "more probabilities than the header's n_expert");
+	r->pending_layer = (uint32_t)layer;
+	r->have_pending = true;
+	return 0;
+}
+
+/* The routing line just read takes the pending "#p" line, if any. */
+static int sim_take_probs(struct sim_reader *r, const struct cachesim_trace *t, uint64_t token,
+			  struct fm_error *err)
+{
+	if (!r->have_pending)
+		return 0;
+	r->have_pending = false;
+	if (r->pending_token != token || r->pending_layer != r->layer_of_line[t->n_lines - 1])
+		return sim_line_error(r, err, "the \"#p\" line before it is for another token or layer");
+	if (sim_reserve((void **)&r->probs, &r->cap_probs, (r->n_prob_lines + 1) * r->hdr_expert,
+			sizeof(float)) < 0)
+		return fm_err(err, FM_ENOMEM, r->path, FM_NO_OFFSET, "out of memory");
+	memcpy(r->probs + r->n_prob_lines++ * r->hdr_expert, r->pending,
+	       r->hdr_expert * sizeof(float));
+	return 0;
 }
 
 /* "token layer e1 e2 ..." appended to the reader's raw arrays. */
@@ -158,11 +207,17 @@ static int sim_read_lines(struct sim_reader *r, struct cachesim_trace *t, FILE *
 			buf[--n] = '\0';
 		if (rc || n == 0)
 			continue;
+		if (buf[0] == '#' && buf[1] == 'p' && (buf[2] == ' ' || buf[2] == '\0')) {
+			rc = sim_parse_probs(r, buf, err);
+			continue;
+		}
 		if (buf[0] == '#') {
 			sim_parse_header(r, buf);
 			continue;
 		}
 		rc = sim_parse_line(r, t, buf, &token, err);
+		if (rc == 0)
+			rc = sim_take_probs(r, t, token, err);
 		/* one line per layer per evaluated token: count layer 0's lines
 		 * (a prompt batch writes tokens 0..n-1 for layer 0, then for layer 1,
 		 * so counting changes of the token id would count each n times) */
@@ -245,6 +300,16 @@ static int sim_finish(struct sim_reader *r, struct cachesim_trace *t, struct fm_
 	if (rc == 0)
 		rc = sim_next_use(t, r->path, err);
 	t->n_expert_used = r->hdr_used ? r->hdr_used : t->max_per_line;
+	if (rc == 0 && r->n_prob_lines && r->n_prob_lines != t->n_lines)
+		rc = fm_err(err, FM_EFORMAT, r->path, FM_NO_OFFSET,
+			    "router probabilities (\"#p\") on %llu of the %llu routing lines",
+			    (unsigned long long)r->n_prob_lines, (unsigned long long)t->n_lines);
+	if (rc == 0 && r->n_prob_lines) {
+		t->probs = r->probs;
+		r->probs = NULL;
+	}
+	t->layer_of_line = r->layer_of_line;
+	r->layer_of_line = NULL;
 	return rc;
 }
 
@@ -262,6 +327,8 @@ int cachesim_trace_load(const char *path, struct cachesim_trace *t, struct fm_er
 		rc = sim_finish(&r, t, err);
 	free(r.layer_of_line);
 	free(r.experts);
+	free(r.probs);
+	free(r.pending);
 	if (rc < 0)
 		cachesim_trace_free(t);
 	return rc;
@@ -269,6 +336,8 @@ int cachesim_trace_load(const char *path, struct cachesim_trace *t, struct fm_er
 
 void cachesim_trace_free(struct cachesim_trace *t)
 {
+	free(t->probs);
+	free(t->layer_of_line);
 	free(t->next_line);
 	free(t->keys);
 	free(t->line_start);

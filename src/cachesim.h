@@ -29,6 +29,9 @@ struct cachesim_trace {
 	uint64_t *line_start;        /* [n_lines + 1]: index into keys */
 	uint32_t *keys;              /* [n_lookups]: layer * n_expert + expert */
 	uint64_t *next_line;         /* [n_lookups]: the next line using the key, or UINT64_MAX */
+	uint32_t *layer_of_line;     /* [n_lines] */
+	float *probs;                /* [n_lines][n_expert] router probabilities (the "#p"
+				      * lines of a v2 trace), or NULL when the trace has none */
 };
 
 /* Read a trace. 0, or FM_EFORMAT / -errno with err naming file, line, what. */

@@ -705,7 +705,7 @@ struct experts_trace *experts_trace_open(const char *path, int n_layer, int n_ex
 		free(t);
 		return NULL;
 	}
-	if (fprintf(t->f, "# flashmoe expert trace v1 n_layer=%d n_expert=%d n_expert_used=%d\n",
+	if (fprintf(t->f, "# flashmoe expert trace v2 n_layer=%d n_expert=%d n_expert_used=%d\n",
 		    n_layer, n_expert, n_expert_used) < 0)
 		t->err = -errno;
 	return t;
@@ -717,6 +717,21 @@ int experts_trace_write(struct experts_trace *t, uint64_t token, int layer,
 	int rc = fprintf(t->f, "%llu %d", (unsigned long long)token, layer);
 	for (int i = 0; i < n && rc >= 0; i++)
 		rc = fprintf(t->f, " %d", ids[i]);
+	if (rc >= 0)
+		rc = fputc('\n', t->f);
+	if (rc < 0 && !t->err)
+		t->err = errno ? -errno : -EIO;
+	return rc < 0 ? t->err : 0;
+}
+
+int experts_trace_write_probs(struct experts_trace *t, uint64_t token, int layer,
+			      const float *probs, int n_expert)
+{
+	int rc = fprintf(t->f, "#p %llu %d", (unsigned long long)token, layer);
+	for (int i = 0; i < n_expert && rc >= 0; i++) {
+		float q = probs[i] > 0.0f ? probs[i] * 1e6f + 0.5f : 0.0f;
+		rc = fprintf(t->f, " %u", q < 1e6f ? (unsigned)q : 1000000u);
+	}
 	if (rc >= 0)
 		rc = fputc('\n', t->f);
 	if (rc < 0 && !t->err)

@@ -52,8 +52,14 @@
  * Trace format (experts_trace_*, read by cache-sim): plain text, one line per
  * (token, layer) routing decision, "token layer e1 e2 ... ek\n", decimal,
  * single spaces; lines starting with '#' are comments, and the first line is
- * "# flashmoe expert trace v1 n_layer=L n_expert=E n_expert_used=K".
+ * "# flashmoe expert trace v2 n_layer=L n_expert=E n_expert_used=K".
  * Tokens count from 0 over the whole run (prompt and generated).
+ * v2 adds, before each routing line, the router's whole probability vector
+ * of that (token, layer) as a comment line a v1 reader skips:
+ * "#p token layer q0 q1 ... q(E-1)\n", q_e = round(1e6 * softmax probability
+ * of expert e) (millionths, summing to about 1e6); v1 traces (no "#p" lines)
+ * stay valid. The experts listed are the ones the layer ran (after
+ * cache-aware routing, when that is on).
  */
 #ifndef FM_EXPERTS_H
 #define FM_EXPERTS_H
@@ -174,6 +180,9 @@ struct experts_trace *experts_trace_open(const char *path, int n_layer, int n_ex
 					 int n_expert_used, struct fm_error *err);
 int experts_trace_write(struct experts_trace *t, uint64_t token, int layer,
 			const int32_t *ids, int n);
+/* The "#p" line of (token, layer): probs[0..n_expert) as millionths. */
+int experts_trace_write_probs(struct experts_trace *t, uint64_t token, int layer,
+			      const float *probs, int n_expert);
 /* Flush and close; 0, or -errno if any write failed. NULL is a no-op. */
 int experts_trace_close(struct experts_trace *t, struct fm_error *err);
 
