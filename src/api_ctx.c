@@ -250,46 +250,148 @@ int fm_eval(struct fm_ctx *c, const int32_t *tokens, int n, float *logits, bool 
 	return rc;
 }
 
+/* Why item i of a batch cannot run (its status set, err filled when it is
+ * the first failure), or 0. */
+static int batch_check(struct fm_batch_item *items, int i, const struct fm_model *fm,
+		       int *first_rc, struct fm_error *err)
+{
+	struct fm_batch_item *it = &items[i];
+	char why[160] = "";
+	int code = FM_EINVAL;
+	if (!it->ctx)
+		snprintf(why, sizeof(why), "has no context");
+	else if (it->ctx->fm != fm)
+		snprintf(why, sizeof(why), "is a context of another model");
+	else if (!it->tokens || it->n_tokens < 1)
+		snprintf(why, sizeof(why), "has no tokens");
+	for (int j = 0; !why[0] && j < i; j++)
+		if (items[j].ctx == it->ctx)
+			snprintf(why, sizeof(why), "repeats the context of item %d", j);
+	if (!why[0] && it->n_tokens > it->ctx->n_ctx - it->ctx->n_past) {
+		code = FM_ERANGE;
+		snprintf(why, sizeof(why), "does not fit: context full: %d tokens + %d new > context size %d",
+			 it->ctx->n_past, it->n_tokens, it->ctx->n_ctx);
+	}
+	for (int t = 0; !why[0] && t < it->n_tokens; t++)
+		if (it->tokens[t] < 0 || it->tokens[t] >= fm->m.hp.n_vocab)
+			snprintf(why, sizeof(why), "has token id %d at %d, outside the vocabulary [0, %d)",
+				 it->tokens[t], t, fm->m.hp.n_vocab);
+	if (!why[0])
+		return 0;
+	it->status = code;
+	if (!*first_rc)
+		*first_rc = fm_err(err, code, NULL, FM_NO_OFFSET, "batch item %d %s", i, why);
+	return code;
+}
+
 int fm_eval_batch(struct fm_batch_item *items, int n, struct fm_error *err)
 {
 	if (n < 1 || !items)
 		return fm_err(err, FM_EINVAL, NULL, FM_NO_OFFSET, "no items to evaluate");
 	struct fm_model *fm = items[0].ctx ? items[0].ctx->fm : NULL;
 	int first_rc = 0;
-	for (int i = 0; i < n; i++) {
-		struct fm_batch_item *it = &items[i];
-		it->status = 0;
-		const char *why = !it->ctx ? "has no context"
-				  : it->ctx->fm != fm ? "is a context of another model"
-				  : !it->tokens || it->n_tokens < 1 ? "has no tokens" : NULL;
-		for (int j = 0; !why && j < i; j++)
-			if (items[j].ctx == it->ctx)
-				why = "repeats the context of an earlier item";
-		if (why) {
-			it->status = FM_EINVAL;
-			if (!first_rc)
-				first_rc = fm_err(err, FM_EINVAL, NULL, FM_NO_OFFSET, "batch item %d %s", i, why);
-		}
+	if (!fm) {
+		for (int i = 0; i < n; i++)
+			items[i].status = FM_EINVAL;
+		return fm_err(err, FM_EINVAL, NULL, FM_NO_OFFSET, "batch item 0 has no context");
 	}
-	if (!fm)
-		return first_rc;
 	pthread_mutex_lock(&fm->eval_mu);
+	double t_start = fm_now_s();
+	/* the items that run; the widest context hosts the step's scratch (its
+	 * batch and attention scratch are the largest) */
+	struct fm_ctx *host = NULL;
+	int n_ok = 0;
 	for (int i = 0; i < n; i++) {
-		struct fm_batch_item *it = &items[i];
-		if (it->status)
+		items[i].status = 0;
+		if (batch_check(items, i, fm, &first_rc, err))
 			continue;
+		n_ok++;
+		if (!host || items[i].ctx->n_ctx > host->n_ctx)
+			host = items[i].ctx;
+	}
+	int cap = host ? host->n_batch : 1;
+	struct fwd_item *fi = n_ok ? calloc((size_t)(n_ok < cap ? n_ok : cap), sizeof(*fi)) : NULL;
+	int *map = n_ok ? calloc((size_t)n_ok, sizeof(int)) : NULL;
+	int *done = calloc((size_t)n, sizeof(int));
+	struct fm_ctx **ctxs = calloc((size_t)n, sizeof(*ctxs));
+	if (n_ok && (!fi || !map || !done || !ctxs)) {
+		free(fi), free(map), free(done), free(ctxs);
+		pthread_mutex_unlock(&fm->eval_mu);
+		for (int i = 0; i < n; i++)
+			items[i].status = items[i].status ? items[i].status : FM_ENOMEM;
+		return first_rc ? first_rc : fm_err(err, FM_ENOMEM, NULL, FM_NO_OFFSET, "out of memory");
+	}
+	/* a prompt's start (see eval_locked) */
+	for (int i = 0; i < n; i++) {
+		struct fm_ctx *c = items[i].ctx;
+		ctxs[i] = c;
+		if (!items[i].status && items[i].n_tokens > 1 && c->n_past != c->multi_end)
+			state_snapshot(c->st, c->n_past, -1);
+	}
+	/* steps of at most cap tokens: single tokens (generation) first, then
+	 * prompt chunks; a prompt longer than the room left continues in the
+	 * next step */
+	bool failed = false;
+	while (!failed) {
+		int nf = 0, used = 0;
+		for (int pass = 0; pass < 2; pass++)
+			for (int i = 0; i < n && used < cap && nf < cap; i++) {
+				struct fm_batch_item *it = &items[i];
+				if (it->status || done[i] == it->n_tokens || (it->n_tokens > 1) != (pass == 1))
+					continue;
+				int m = it->n_tokens - done[i] < cap - used ? it->n_tokens - done[i] : cap - used;
+				bool last = done[i] + m == it->n_tokens;
+				fi[nf] = (struct fwd_item){ it->ctx->st, it->tokens + done[i], m,
+							    it->ctx->n_past, last ? it->logits : NULL };
+				map[nf++] = i;
+				used += m;
+			}
+		if (!nf)
+			break;
 		struct fm_error e = { 0 };
-		double t0 = fm_now_s();
-		it->status = eval_locked(it->ctx, it->tokens, it->n_tokens, it->logits, false, &e);
-		int done = it->status ? 0 : it->n_tokens;
-		account(fm, &it->ctx, &done, 1, it->ctx->fwd, fm_now_s() - t0);
-		if (it->status && !first_rc) {
-			first_rc = it->status;
-			if (err)
-				*err = e;
+		int rc = nf == 1 && fi[0].st == host->st
+				 ? fwd_batch(host->fwd, fi[0].tokens, fi[0].n, fi[0].pos0, fi[0].logits, false, &e)
+				 : fwd_step(host->fwd, fi, nf, &e);
+		for (int k = 0; k < nf; k++) {
+			struct fm_batch_item *it = &items[map[k]];
+			struct fm_ctx *c = it->ctx;
+			if (!rc && fi[k].logits)
+				it->status = check_finite(c, fi[k].logits, 1, c->n_past + fi[k].n - 1, &e);
+			else
+				it->status = rc;
+			if (it->status) {
+				failed = failed || rc;
+				if (!first_rc) {
+					first_rc = it->status;
+					if (err)
+						*err = e;
+				}
+				continue;
+			}
+			c->n_past += fi[k].n;
+			done[map[k]] += fi[k].n;
+		}
+		/* an I/O error mid-step: every item still running fails with it */
+		for (int i = 0; failed && i < n; i++)
+			if (!items[i].status && done[i] < items[i].n_tokens)
+				items[i].status = rc;
+	}
+	for (int i = 0; i < n; i++) {
+		struct fm_ctx *c = items[i].ctx;
+		if (items[i].status) {
+			done[i] = 0;
+			continue;
+		}
+		if (items[i].n_tokens > 1) {
+			state_snapshot(c->st, c->n_past,
+				       c->n_past - items[i].n_tokens == c->multi_end ? c->multi_end : -1);
+			c->multi_end = c->n_past;
 		}
 	}
+	if (host)
+		account(fm, ctxs, done, n, host->fwd, fm_now_s() - t_start);
 	pthread_mutex_unlock(&fm->eval_mu);
+	free(fi), free(map), free(done), free(ctxs);
 	return first_rc;
 }
 

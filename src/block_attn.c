@@ -7,7 +7,8 @@
  *   h += Wo o
  *
  * One pool job for the three projections, one over (token, KV head) pairs
- * for the attention, one for the output projection. */
+ * for the attention, one for the output projection. Each token attends over
+ * its own sequence (its segment of the batch: KV rows, position). */
 #include <math.h>
 #include <string.h>
 
@@ -57,7 +58,7 @@ static void split_gate(struct fwd *f, int n)
 
 struct attn_task {
 	struct fwd *f;
-	int slot, pos0;
+	int slot;
 };
 
 /* Task = (token, KV head): the n_rep query heads that share that KV head. */
@@ -68,13 +69,14 @@ static void attn_run(void *arg, int task, int thread)
 	const struct hparams *hp = f->hp;
 	int t = task / hp->n_head_kv, h = task % hp->n_head_kv;
 	int n_rep = hp->n_head / hp->n_head_kv;
+	const struct fwd_seg *sg = &f->segs[f->tok_seg[t]];
 	size_t off = (size_t)t * f->q_dim + (size_t)h * n_rep * hp->head_dim;
-	kv_attend(f->st->kv, f->k, at->slot, h, f->q + off, n_rep, at->pos0 + t + 1,
+	kv_attend(sg->st->kv, f->k, at->slot, h, f->q + off, n_rep, sg->pos0 + t - sg->t0 + 1,
 		  1.0f / sqrtf((float)hp->head_dim), f->attn + off,
-		  f->att_scratch + (size_t)thread * kv_scratch_floats(f->st->kv));
+		  f->att_scratch + (size_t)thread * f->att_floats);
 }
 
-void block_attention(struct fwd *f, int il, int n, int pos0)
+void block_attention(struct fwd *f, int il, int n)
 {
 	const struct hparams *hp = f->hp;
 	const struct layer_weights *l = &f->m->w.layers[il];
@@ -91,10 +93,13 @@ void block_attention(struct fwd *f, int il, int n, int pos0)
 	if (gated)
 		split_gate(f, n);
 	qk_prepare(f, l, n);
-	for (int t = 0; t < n; t++)
-		kv_store(f->st->kv, slot, pos0 + t, f->kb + (size_t)t * f->kv_dim,
-			 f->vb + (size_t)t * f->kv_dim);
-	struct attn_task at = { f, slot, pos0 };
+	for (int s = 0; s < f->n_segs; s++) {
+		const struct fwd_seg *sg = &f->segs[s];
+		for (int t = 0; t < sg->n; t++)
+			kv_store(sg->st->kv, slot, sg->pos0 + t, f->kb + (size_t)(sg->t0 + t) * f->kv_dim,
+				 f->vb + (size_t)(sg->t0 + t) * f->kv_dim);
+	}
+	struct attn_task at = { f, slot };
 	pool_run(f->pool, attn_run, &at, n * hp->n_head_kv);
 	if (gated)
 		for (size_t i = 0; i < (size_t)n * f->q_dim; i++)

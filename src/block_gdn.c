@@ -10,7 +10,9 @@
  *   h += W_out (rmsnorm(o) * w_norm * silu(z))   per value head
  *
  * The math is in gdn.c; this file feeds it the projections and splits the
- * work over the pool: conv by channel ranges, the rule by value heads. */
+ * work over the pool: conv by channel ranges, the rule by value heads, each
+ * for every segment of the batch (a sequence: its own conv and recurrent
+ * state, its tokens in order). */
 #include <math.h>
 
 #include "blocks.h"
@@ -20,29 +22,38 @@
 struct gdn_task {
 	struct fwd *f;
 	const struct layer_weights *l;
-	int slot, n;
+	int slot;
 	int per;                 /* channels per conv task */
+	int n_conv;              /* conv tasks per segment */
 };
 
+/* Task = (segment, channel range). */
 static void conv_run(void *arg, int task, int thread)
 {
 	struct gdn_task *gt = arg;
 	struct fwd *f = gt->f;
 	(void)thread;
-	int c0 = task * gt->per, c1 = c0 + gt->per < f->gdn_ch ? c0 + gt->per : f->gdn_ch;
-	gdn_conv(&f->gdn, f->gx, (size_t)f->gdn_ch, gt->n, gt->l->ssm_conv,
-		 state_conv(f->st, gt->slot), f->gy, (size_t)f->gdn_ch, c0, c1);
+	const struct fwd_seg *sg = &f->segs[task / gt->n_conv];
+	size_t C = (size_t)f->gdn_ch, r0 = (size_t)sg->t0 * C;
+	int c0 = task % gt->n_conv * gt->per, c1 = c0 + gt->per < f->gdn_ch ? c0 + gt->per : f->gdn_ch;
+	gdn_conv(&f->gdn, f->gx + r0, C, sg->n, gt->l->ssm_conv, state_conv(sg->st, gt->slot),
+		 f->gy + r0, C, c0, c1);
 }
 
+/* Task = (segment, value head). */
 static void rule_run(void *arg, int task, int thread)
 {
 	struct gdn_task *gt = arg;
 	struct fwd *f = gt->f;
 	const struct gdn_shape *s = &f->gdn;
-	size_t C = (size_t)f->gdn_ch, kd = (size_t)s->nk * s->dk;
-	gdn_rule(s, f->gy, f->gy + kd, C, f->gy + 2 * kd, C, f->gg, f->gbeta, (size_t)s->nv, gt->n,
-		 state_rec(f->st, gt->slot), f->go, (size_t)s->nv * s->dv, task, task + 1,
-		 gt->n > 1 ? FWD_GDN_CHUNK : 0, f->gdn_scratch + (size_t)thread * f->gdn_scratch_floats);
+	const struct fwd_seg *sg = &f->segs[task / s->nv];
+	int j = task % s->nv;
+	size_t C = (size_t)f->gdn_ch, kd = (size_t)s->nk * s->dk, nv = (size_t)s->nv;
+	size_t V = nv * s->dv, t0 = (size_t)sg->t0;
+	const float *y = f->gy + t0 * C;
+	gdn_rule(s, y, y + kd, C, y + 2 * kd, C, f->gg + t0 * nv, f->gbeta + t0 * nv, nv, sg->n,
+		 state_rec(sg->st, gt->slot), f->go + t0 * V, V, j, j + 1,
+		 sg->n > 1 ? FWD_GDN_CHUNK : 0, f->gdn_scratch + (size_t)thread * f->gdn_scratch_floats);
 }
 
 static float softplus(float x)
@@ -94,12 +105,13 @@ void block_gdn(struct fwd *f, int il, int n)
 	}
 	mm_run(&f->job, f->pool);
 	int nth = pool_n_threads(f->pool);
-	struct gdn_task gt = { f, l, hp->state_slot[il], n, 0 };
+	struct gdn_task gt = { f, l, hp->state_slot[il], 0, 0 };
 	gt.per = (f->gdn_ch + 4 * nth - 1) / (4 * nth);
 	gt.per = (gt.per + 15) & ~15;
-	pool_run(f->pool, conv_run, &gt, (f->gdn_ch + gt.per - 1) / gt.per);
+	gt.n_conv = (f->gdn_ch + gt.per - 1) / gt.per;
+	pool_run(f->pool, conv_run, &gt, f->n_segs * gt.n_conv);
 	gates(f, l, n);
-	pool_run(f->pool, rule_run, &gt, s->nv);
+	pool_run(f->pool, rule_run, &gt, f->n_segs * s->nv);
 	for (int t = 0; t < n; t++)
 		gdn_norm_gated(f->go + (size_t)t * V, f->go + (size_t)t * V, f->gz + (size_t)t * V,
 			       l->ssm_norm, s->nv, s->dv, hp->rms_eps);

@@ -1,6 +1,8 @@
 /* blocks.h: the blocks an architecture's layer function composes. Each
  * reads the residual stream h of the batch (struct fwd), normalises it with
- * the layer's norm and adds its output back:
+ * the layer's norm and adds its output back. A batch may hold tokens of
+ * several sequences (fwd's segments): the token mixers run each segment on
+ * its own state and positions, the MoE sees every token at once:
  *   block_attention: causal GQA attention over the sequence's KV rows;
  *     plain (qwen3moe) or gated (ARCH_GATED_ATTN), rotary over n_rot dims
  *   block_gdn: Gated DeltaNet over the sequence's conv and recurrent state
@@ -13,7 +15,7 @@
 
 struct fwd;
 
-void block_attention(struct fwd *f, int il, int n, int pos0);
+void block_attention(struct fwd *f, int il, int n);
 void block_gdn(struct fwd *f, int il, int n);
 int block_moe(struct fwd *f, int il, int n, struct fm_error *err);
 

@@ -89,7 +89,9 @@ static void fwd_layout(struct fwd *f, struct carve *c)
 	f->tmp = carve(c, B * hp->n_embd * F);
 	f->router = carve(c, B * hp->n_expert * F);
 	f->rope_cs = carve(c, B * hp->n_rot * F);
-	f->att_scratch = f->st->kv ? carve(c, (size_t)nth * kv_scratch_floats(f->st->kv) * F) : NULL;
+	f->att_scratch = f->att_floats ? carve(c, (size_t)nth * f->att_floats * F) : NULL;
+	f->segs = carve(c, B * sizeof(struct fwd_seg));
+	f->tok_seg = carve(c, B * sizeof(int));
 	f->sel = carve(c, P * sizeof(int));
 	f->selw = carve(c, P * F);
 	f->cnt = carve(c, (size_t)hp->n_expert * sizeof(int));
@@ -165,6 +167,7 @@ struct fwd *fwd_new(const struct model *m, const struct kernels *k, struct pool 
 	f->q_dim = m->hp.n_head * m->hp.head_dim;
 	f->kv_dim = m->hp.n_head_kv * m->hp.head_dim;
 	f->n_pair = n_batch * m->hp.n_expert_used;
+	f->att_floats = st->kv ? kv_scratch_floats(st->kv) : 0;
 	fwd_shapes(f);
 	struct carve c = { NULL, 0 };
 	fwd_layout(f, &c);
@@ -208,12 +211,14 @@ void fwd_free(struct fwd *f)
 	free(f);
 }
 
-static void embed(struct fwd *f, const int32_t *tokens, int n)
+/* The rows [t0, t0 + n) of h: the embeddings of tokens. */
+static void embed(struct fwd *f, const int32_t *tokens, int n, int t0)
 {
 	const struct qmat *e = &f->m->w.tok_embd;
 	for (int t = 0; t < n; t++)
 		f->k->fmt[e->type].dequantize(e->data + (size_t)tokens[t] * e->row_bytes,
-					      f->h + (size_t)t * f->hp->n_embd, (size_t)f->hp->n_embd);
+					      f->h + (size_t)(t0 + t) * f->hp->n_embd,
+					      (size_t)f->hp->n_embd);
 }
 
 void rmsnorm_rows(float *y, const float *x, const float *w, int n, int n_tok, float eps)
@@ -241,38 +246,133 @@ static void output_logits(struct fwd *f, int n, float *logits, bool all)
 	mm_run(&f->job, f->pool);
 }
 
-int fwd_batch(struct fwd *f, const int32_t *tokens, int n, int pos0, float *logits,
-	      bool all_logits, struct fm_error *err)
+static int check_tokens(const struct hparams *hp, const int32_t *tokens, int n,
+			struct fm_error *err)
 {
-	const struct hparams *hp = f->hp;
-	if (n < 1 || n > f->n_batch || pos0 < 0 || pos0 + n > f->n_ctx)
-		return fm_err(err, FM_ERANGE, NULL, FM_NO_OFFSET,
-			      "batch of %d tokens at position %d does not fit (batch %d, context %d)",
-			      n, pos0, f->n_batch, f->n_ctx);
 	for (int t = 0; t < n; t++)
 		if (tokens[t] < 0 || tokens[t] >= hp->n_vocab)
 			return fm_err(err, FM_EINVAL, NULL, FM_NO_OFFSET,
 				      "token id %d at %d is outside the vocabulary [0, %d)",
 				      tokens[t], t, hp->n_vocab);
-	for (int t = 0; t < n; t++) {
-		float *cs = f->rope_cs + (size_t)t * hp->n_rot;
-		ops_rope_table(cs, hp->n_rot, pos0 + t, hp->rope_theta);
-		/* sections absent (llama.cpp requires them): plain NeoX, as HF
-		 * computes text positions */
-		if ((hp->arch->flags & ARCH_ROPE_SECTIONS) &&
-		    hp->rope_sections[0] + hp->rope_sections[1] + hp->rope_sections[2])
-			ops_rope_imrope_text(cs, hp->n_rot, hp->rope_sections);
+	return 0;
+}
+
+/* The segments are set and the embeddings in h: every token's segment and
+ * rotary table, then the layers. */
+static int run_layers(struct fwd *f, int n, struct fm_error *err)
+{
+	const struct hparams *hp = f->hp;
+	for (int s = 0; s < f->n_segs; s++) {
+		const struct fwd_seg *sg = &f->segs[s];
+		for (int t = sg->t0; t < sg->t0 + sg->n; t++) {
+			float *cs = f->rope_cs + (size_t)t * hp->n_rot;
+			f->tok_seg[t] = s;
+			ops_rope_table(cs, hp->n_rot, sg->pos0 + t - sg->t0, hp->rope_theta);
+			/* sections absent (llama.cpp requires them): plain NeoX, as HF
+			 * computes text positions */
+			if ((hp->arch->flags & ARCH_ROPE_SECTIONS) &&
+			    hp->rope_sections[0] + hp->rope_sections[1] + hp->rope_sections[2])
+				ops_rope_imrope_text(cs, hp->n_rot, hp->rope_sections);
+		}
 	}
-	embed(f, tokens, n);
 	for (int il = 0; il < hp->n_layer; il++) {
-		int rc = hp->arch->layer(f, il, n, pos0, err);
+		int rc = hp->arch->layer(f, il, n, err);
 		if (rc)
 			return rc;
 	}
 	f->n_tokens_seen += (uint64_t)n;
+	return 0;
+}
+
+int fwd_batch(struct fwd *f, const int32_t *tokens, int n, int pos0, float *logits,
+	      bool all_logits, struct fm_error *err)
+{
+	if (n < 1 || n > f->n_batch || pos0 < 0 || pos0 + n > f->n_ctx)
+		return fm_err(err, FM_ERANGE, NULL, FM_NO_OFFSET,
+			      "batch of %d tokens at position %d does not fit (batch %d, context %d)",
+			      n, pos0, f->n_batch, f->n_ctx);
+	int rc = check_tokens(f->hp, tokens, n, err);
+	if (rc)
+		return rc;
+	f->segs[0] = (struct fwd_seg){ f->st, 0, n, pos0 };
+	f->n_segs = 1;
+	embed(f, tokens, n, 0);
+	rc = run_layers(f, n, err);
+	if (rc)
+		return rc;
 	double t0 = fm_now_s();
 	if (logits)
 		output_logits(f, n, logits, all_logits);
+	f->times.head_s += fm_now_s() - t0;
+	return 0;
+}
+
+/* The logits of the last token of each item that asks for them: one
+ * product for all (staged in the expert scratch g, free after the MoE, as
+ * many rows at a time as fit), else one row at a time straight into the
+ * item's buffer. */
+static void step_logits(struct fwd *f, const struct fwd_item *items, int n_items)
+{
+	const struct hparams *hp = f->hp;
+	size_t nv = (size_t)hp->n_vocab, ne = (size_t)hp->n_embd;
+	int rows = 0;
+	for (int i = 0; i < n_items; i++)
+		if (items[i].logits) {
+			const struct fwd_seg *sg = &f->segs[i];
+			ops_rmsnorm(f->xn + (size_t)rows * ne, f->h + (size_t)(sg->t0 + sg->n - 1) * ne,
+				    f->m->w.output_norm, hp->n_embd, hp->rms_eps);
+			f->tok_seg[rows++] = i; /* reused: row -> item */
+		}
+	size_t fit = (size_t)f->n_pair * hp->n_ff_exp / nv;
+	int group = rows == 1 || fit < 2 ? 1 : (int)(fit < (size_t)rows ? fit : (size_t)rows);
+	for (int r0 = 0; r0 < rows; r0 += group) {
+		int g = rows - r0 < group ? rows - r0 : group;
+		act_reset(&f->act, f->xn + (size_t)r0 * ne, hp->n_embd, g);
+		mm_job_init(&f->job, f->k);
+		float *out = group == 1 ? items[f->tok_seg[r0]].logits : f->g;
+		fwd_add_product(f, &f->m->w.output, out, nv);
+		mm_run(&f->job, f->pool);
+		for (int r = 0; group > 1 && r < g; r++)
+			memcpy(items[f->tok_seg[r0 + r]].logits, f->g + (size_t)r * nv, nv * sizeof(float));
+	}
+}
+
+int fwd_step(struct fwd *f, const struct fwd_item *items, int n_items, struct fm_error *err)
+{
+	int n = 0;
+	if (n_items < 1 || n_items > f->n_batch)
+		return fm_err(err, FM_ERANGE, NULL, FM_NO_OFFSET, "a step of %d sequences (batch %d)",
+			      n_items, f->n_batch);
+	for (int i = 0; i < n_items; i++) {
+		const struct fwd_item *it = &items[i];
+		if (it->n < 1 || it->n > f->n_batch - n || it->pos0 < 0 ||
+		    it->pos0 + it->n > it->st->n_ctx)
+			return fm_err(err, FM_ERANGE, NULL, FM_NO_OFFSET,
+				      "item %d: %d tokens at position %d do not fit (step batch %d, "
+				      "%d tokens before it; context %d)",
+				      i, it->n, it->pos0, f->n_batch, n, it->st->n_ctx);
+		if (it->st->kv && kv_scratch_floats(it->st->kv) > f->att_floats)
+			return fm_err(err, FM_ERANGE, NULL, FM_NO_OFFSET,
+				      "item %d: its context (%d tokens) is longer than the step's "
+				      "scratch allows", i, it->st->n_ctx);
+		for (int j = 0; j < i; j++)
+			if (items[j].st == it->st)
+				return fm_err(err, FM_EINVAL, NULL, FM_NO_OFFSET,
+					      "items %d and %d are one sequence", j, i);
+		int rc = check_tokens(f->hp, it->tokens, it->n, err);
+		if (rc)
+			return rc;
+		f->segs[i] = (struct fwd_seg){ it->st, n, it->n, it->pos0 };
+		n += it->n;
+	}
+	f->n_segs = n_items;
+	for (int i = 0; i < n_items; i++)
+		embed(f, items[i].tokens, items[i].n, f->segs[i].t0);
+	int rc = run_layers(f, n, err);
+	if (rc)
+		return rc;
+	double t0 = fm_now_s();
+	step_logits(f, items, n_items);
 	f->times.head_s += fm_now_s() - t0;
 	return 0;
 }

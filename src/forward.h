@@ -37,4 +37,21 @@ void fwd_set_experts(struct fwd *f, struct experts *x, struct experts_trace *tra
 int fwd_batch(struct fwd *f, const int32_t *tokens, int n, int pos0, float *logits,
 	      bool all_logits, struct fm_error *err);
 
+/* One sequence's part of a step: n tokens at positions pos0.. of the
+ * sequence whose state is st; logits: NULL or n_vocab floats for the last. */
+struct fwd_item {
+	struct seq_state *st;
+	const int32_t *tokens;
+	int n, pos0;
+	float *logits;
+};
+/* Run the items (distinct sequences, together at most n_batch tokens) as one
+ * batch: attention and the DeltaNet per item on its own state, the MoE over
+ * all tokens at once (each routed expert read and multiplied once). Any
+ * sequence of the model may be given whose context is no longer than the
+ * state this fwd was made for (its attention scratch). 0 or a negative code
+ * (nothing checked fails after a state was touched, except an I/O error of
+ * the expert store). */
+int fwd_step(struct fwd *f, const struct fwd_item *items, int n_items, struct fm_error *err);
+
 #endif

@@ -26,13 +26,25 @@ struct expert_src {
 
 struct experts_ref;
 
+/* The batch's tokens [t0, t0 + n) belong to the sequence whose state is st,
+ * at positions pos0.. (one segment for fm_eval, one per item for
+ * fm_eval_batch). */
+struct fwd_seg {
+	struct seq_state *st;
+	int t0, n, pos0;
+};
+
 struct fwd {
 	const struct model *m;
 	const struct hparams *hp;
 	const struct kernels *k;
 	struct pool *pool;
-	struct seq_state *st;
+	struct seq_state *st;   /* the context's own (fwd_batch) */
 	struct fm_mem *mem;
+	struct fwd_seg *segs;   /* [B] the current batch's segments */
+	int n_segs;
+	int *tok_seg;           /* [B] segment of each token */
+	size_t att_floats;      /* per thread in att_scratch */
 	int n_batch, n_ctx, q_dim, kv_dim, n_pair, wide;
 	size_t scratch_bytes;
 	uint8_t *scratch;

@@ -133,8 +133,9 @@ struct arch {
 	/* Fill hp->layer_kind[] (and anything derived) once the keys are read. */
 	int (*layer_kinds)(struct hparams *hp, const struct gguf_file *f, const char *path,
 			   struct fm_error *err);
-	/* One layer over a batch: h += mixer(norm(h)); h += ffn(norm(h)). */
-	int (*layer)(struct fwd *f, int il, int n, int pos0, struct fm_error *err);
+	/* One layer over a batch of n tokens (of one or several sequences):
+	 * h += mixer(norm(h)); h += ffn(norm(h)). */
+	int (*layer)(struct fwd *f, int il, int n, struct fm_error *err);
 	struct arch_tiny tiny;
 };
 

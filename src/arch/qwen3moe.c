@@ -65,9 +65,9 @@ static int layer_kinds(struct hparams *hp, const struct gguf_file *f, const char
 	return 0;
 }
 
-static int layer(struct fwd *f, int il, int n, int pos0, struct fm_error *err)
+static int layer(struct fwd *f, int il, int n, struct fm_error *err)
 {
-	block_attention(f, il, n, pos0);
+	block_attention(f, il, n);
 	return block_moe(f, il, n, err);
 }
 

@@ -171,13 +171,13 @@ static int layer_kinds(struct hparams *hp, const struct gguf_file *f, const char
 	return 0;
 }
 
-static int layer(struct fwd *f, int il, int n, int pos0, struct fm_error *err)
+static int layer(struct fwd *f, int il, int n, struct fm_error *err)
 {
 	const struct hparams *hp = fwd_hparams(f);
 	if (hp->layer_kind[il] == LAYER_GDN)
 		block_gdn(f, il, n);
 	else
-		block_attention(f, il, n, pos0);
+		block_attention(f, il, n);
 	return block_moe(f, il, n, err);
 }
 
