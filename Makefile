@@ -13,6 +13,8 @@ WARN += -Werror
 endif
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Iinclude -Isrc $(WARN) -MMD -MP -fvisibility=hidden -pthread -g
 LDLIBS := -luring -lpcre2-8 -ljson-c -lutf8proc -ledit -lm -pthread
+# the server's HTTP (flashmoe serve); only the CLI binary uses it
+CLI_LDLIBS := -lmicrohttpd
 
 ifeq ($(BUILD),release)
 OPT := -O2
@@ -41,7 +43,7 @@ LIB_SRC := $(wildcard src/*.c) $(wildcard src/arch/*.c) $(wildcard src/kernels/*
 ifneq ($(ARCH),x86_64)
 LIB_SRC := $(filter-out %_avx2.c %_avx512.c,$(LIB_SRC))
 endif
-CLI_SRC := $(wildcard src/cli/*.c)
+CLI_SRC := $(wildcard src/cli/*.c) $(wildcard src/server/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
 
 LIB_OBJ := $(LIB_SRC:%.c=$(O)/%.o)
@@ -55,7 +57,7 @@ $(O)/libflashmoe.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(O)/flashmoe: $(CLI_OBJ) $(O)/libflashmoe.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CLI_LDLIBS) $(LDLIBS)
 
 $(O)/tests/%: $(O)/tests/%.o $(O)/tests/testutil.o $(O)/libflashmoe.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -1,8 +1,9 @@
 #!/bin/sh
 # Installs the Debian packages flashmoe builds and tests with, when missing.
 # Run as root (CI, a fresh machine); otherwise prints what to install.
+# libmicrohttpd-dev: flashmoe serve's HTTP
 # g++, cmake, python3-venv: llama.cpp (llama-cpp-python) for tests/llamacpp only
-PKGS="gcc make pkg-config liburing-dev libpcre2-dev libedit-dev python3 python3-numpy tmux libjson-c-dev libutf8proc-dev g++ cmake python3-venv"
+PKGS="gcc make pkg-config liburing-dev libpcre2-dev libedit-dev python3 python3-numpy tmux libjson-c-dev libutf8proc-dev libmicrohttpd-dev g++ cmake python3-venv"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -19,6 +19,7 @@ int cmd_detokenize(int argc, char **argv);
 int cmd_cache_sim(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 

@@ -20,6 +20,7 @@ static const struct subcommand subcommands[] = {
 	{ "detokenize", cmd_detokenize, "token ids to text" },
 	{ "cache-sim", cmd_cache_sim, "replay an expert trace under cache policies" },
 	{ "chat", cmd_chat, "talk to the model in the terminal" },
+	{ "serve", cmd_serve, "an OpenAI-compatible HTTP server (many clients, batched)" },
 	{ "perplexity", cmd_perplexity, "perplexity over a text file; KL divergence with --kl-base" },
 	{ "quantize", cmd_quantize, "requantize a model file (like llama-quantize)" },
 	{ "convert", cmd_convert, "a Hugging Face Qwen3-MoE checkpoint to GGUF" },
