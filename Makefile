@@ -94,9 +94,22 @@ build/.deps-ok: tools/install-deps.sh
 check: deps
 	$(MAKE) BUILD=release all
 	$(MAKE) BUILD=asan all
+	$(MAKE) tsan-build
 	sh tests/run.sh
 
 test: check
+
+# Thread safety (flashmoe.h: contexts of one model on several threads): the
+# ThreadSanitizer build in $(TSAN_O) runs tests/tsan.sh, i.e. the programs
+# named in TSAN_TESTS (tests/test_*.c) and every tests/tsan_*.sh (given
+# FM_BIN=$(TSAN_O)/flashmoe); any report fails. tests/run.sh runs it too
+# when the build is there (make check builds it).
+TSAN_O ?= build/tsan
+TSAN_TESTS ?= test_threads
+tsan-build: deps
+	$(MAKE) BUILD=tsan O=$(TSAN_O) $(TSAN_O)/flashmoe $(TSAN_TESTS:%=$(TSAN_O)/tests/%)
+tsan-check: tsan-build
+	sh tests/tsan.sh $(TSAN_O)
 
 demo: all
 	sh tools/demo.sh
@@ -184,5 +197,5 @@ $(FUZZ_DIR)/obj/%.o: %.c
 .PHONY: fuzz fuzz-clang fuzz-build
 -include $(FUZZ_LIB_OBJ:.o=.d)
 
-.PHONY: all deps check test demo clean bench
+.PHONY: all deps check test demo clean bench tsan-build tsan-check
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d)

@@ -12,8 +12,15 @@
  *   - Objects are opaque: fm_X_open/fm_X_close, fm_X_new/fm_X_free. Destructors
  *     accept NULL. Getters return borrowed pointers, valid until the owner is
  *     closed.
- *   - One fm_ctx is used by one thread at a time; several contexts may share a
- *     model only when the model is fully resident (no expert streaming).
+ *   - Threads: one fm_ctx is used by one thread at a time. Contexts of one
+ *     model may be made, used and freed on different threads at once, the
+ *     experts resident or streamed: evaluations of a model (fm_eval,
+ *     fm_eval_batch) take turns (a mutex of the model), each using the
+ *     model's whole thread pool and expert cache. fm_get_stats,
+ *     fm_reset_stats and, for a live context, fm_ctx_get_stats and
+ *     fm_ctx_reset_stats may be called from any thread at any time.
+ *     fm_model_close only when no other call on the model or its contexts
+ *     runs. Tokenizers are immutable (see the tokenizer section).
  */
 #ifndef FLASHMOE_H
 #define FLASHMOE_H
@@ -132,8 +139,13 @@ struct fm_batch_item {
 	int status;            /* out: 0, or the negative code of this item's failure */
 };
 /* 0 when every item succeeded; else the first failing item's code (err
- * filled), other items still ran. A failed item's context is as before the
- * call. */
+ * filled), other items still ran. An item that cannot run (context full, a
+ * token outside the vocabulary, a context repeated or of another model) is
+ * left as it was; an I/O error of the expert store fails every item still
+ * running, as fm_eval would. One step holds up to the widest item's batch
+ * (min(n_ctx, 256) tokens): longer prompt chunks continue in further steps
+ * of the same call, single tokens going first. Multi-token items are prompt
+ * chunks for fm_ctx_truncate as in fm_eval. */
 FM_API int fm_eval_batch(struct fm_batch_item *items, int n, struct fm_error *err);
 
 /* ---- tokens ---- */
@@ -309,7 +321,13 @@ struct fm_stats {
 FM_API void fm_get_stats(const struct fm_model *m, struct fm_stats *out);
 FM_API void fm_reset_stats(struct fm_model *m);
 /* Statistics of one context (its fm_eval/fm_eval_batch calls); fm_get_stats
- * stays the model-wide sum. */
+ * stays the model-wide sum. A context gets its own tokens and its share of
+ * each step it took part in: a fm_eval_batch step's wall time, phase times
+ * and expert counters are split among the items by their token counts, so
+ * the contexts' figures add up to the model's (whose prompt_s + gen_s is
+ * wall time: n_gen_tokens / gen_s is the aggregate generation rate). An
+ * item of one token counts as generated, of more as prompt. The gauges
+ * (cache_*, mem_*, io_mode) are the model's. */
 FM_API void fm_ctx_get_stats(const struct fm_ctx *c, struct fm_stats *out);
 FM_API void fm_ctx_reset_stats(struct fm_ctx *c);
 

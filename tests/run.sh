@@ -47,6 +47,10 @@ for b in release asan; do
 		run "$b/$(basename "$t")" $lim "$t"
 	done
 done
+# the concurrency tests under ThreadSanitizer (make tsan-check), when built
+if [ -x build/tsan/flashmoe ]; then
+	run tsan-check 900 sh tests/tsan.sh build/tsan
+fi
 for t in tests/e2e_*.sh; do
 	# e2e_convert creates the PyTorch venv on a fresh machine (~5 GB)
 	case $t in *e2e_convert*.sh) lim=1800 ;; *) lim=600 ;; esac
