@@ -225,6 +225,7 @@ int cmd_serve(int argc, char **argv)
 	if (o.api_key_file && !(o.so.api_key = key = read_key_file(o.api_key_file)))
 		return 2;
 	o.so.max_conn = 2 * (o.eo.max_queue + o.eo.n_slots) + 64;
+	o.so.verbose = o.mo.mp.verbose;
 	sigset_t set;
 	block_signals(&set);
 	int rc = 1;

@@ -13,6 +13,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,6 +158,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 		pthread_mutex_unlock(&r->mu);
 		if (!ok || rc) {
 			atomic_store(&r->cancel, true);
+			st->ended = true; /* counted as gone by wait_request */
 			return MHD_CONTENT_READER_END_WITH_ERROR;
 		}
 	}
@@ -171,6 +173,8 @@ static void stream_free(void *cls)
 	struct stream *st = cls;
 	/* the response is gone (sent, or the connection failed): a request still
 	 * running has nobody to answer */
+	if (!st->ended)
+		atomic_fetch_add(&st->s->hc.disconnected, 1);
 	atomic_store(&st->call.r->cancel, true);
 	oai_call_release(&st->call);
 	sbuf_free(&st->out);
@@ -414,6 +418,17 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* ---- the daemon ---- */
 
+/* libmicrohttpd's messages (mostly clients that left: expected here) only
+ * with --verbose. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	const struct server *s = cls;
+	if (s->o.verbose) {
+		fputs("flashmoe serve: http: ", stderr);
+		vfprintf(stderr, fmt, ap);
+	}
+}
+
 static int resolve(const char *host, int port, struct sockaddr_storage *ss, char *errbuf,
 		   size_t cap)
 {
@@ -451,6 +466,7 @@ struct server *server_new(struct fm_model *m, struct engine *eng, const struct o
 	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
 			 MHD_USE_ERROR_LOG | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
 	s->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, on_request, s,
+				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
 				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_conn,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,

@@ -6,6 +6,7 @@
 #ifndef FM_SERVER_SERVER_H
 #define FM_SERVER_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "engine.h"
@@ -17,6 +18,7 @@ struct server_opts {
 	const char *api_key;    /* NULL: no key needed */
 	size_t max_body_bytes;  /* larger request bodies get 413 */
 	int max_conn;           /* simultaneous connections */
+	bool verbose;           /* libmicrohttpd's messages to stderr */
 };
 
 struct server;
