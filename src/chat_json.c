@@ -26,6 +26,11 @@ json_object *chat_json_parse(const char *text, size_t len)
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	json_object *v = json_tokener_parse_ex(tok, text, (int)len);
 	size_t end = json_tokener_get_parse_end(tok);
+	if (!v && json_tokener_get_error(tok) == json_tokener_continue) {
+		/* a bare number ("3") ends only where something follows it */
+		v = json_tokener_parse_ex(tok, " ", 1);
+		end = len;
+	}
 	bool ok = v && json_tokener_get_error(tok) == json_tokener_success;
 	/* json-c stops at the end of the value; only whitespace may follow */
 	for (size_t i = end; ok && i < len; i++)

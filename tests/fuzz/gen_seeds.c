@@ -16,6 +16,8 @@
  *                         first 512 ids and its added tokens (renumbered)
  *   fuzz_config           config.json: Qwen3-30B-A3B's, tiny Qwen3-MoE,
  *                         Qwen3-Next and Qwen3.5-MoE ones, two refused ones
+ *   fuzz_chat_parser      model outputs: reasoning, Qwen3 JSON and Qwen3.5
+ *                         XML tool calls, a malformed and an unclosed call
  * Deterministic: the same files on every run.
  */
 #include <errno.h>
@@ -454,6 +456,27 @@ static void config_seeds(void)
 	put_seed("fuzz_config", "bad-values", bad_values, strlen(bad_values));
 }
 
+/* ---- chat output: byte 0 the parser's flags, byte 1 the chunking seed ---- */
+
+static void chat_seeds(void)
+{
+	static const char *const outs[] = {
+		"\x02\x07<think>\nLet me think.\n</think>\n\nSure.\n<tool_call>\n{\"name\": "
+		"\"get_weather\", \"arguments\": {\"city\": \"Paris\", \"days\": [1, 2.5]}}\n"
+		"</tool_call>",
+		"\x07\x05Need it.\n</think>\n\n<tool_call>\n<function=get_weather>\n"
+		"<parameter=city>\nSan Francisco\n</parameter>\n<parameter=days>\n3\n</parameter>\n"
+		"</function>\n</tool_call>",
+		"\x02\x03Hi <tool_call>{\"name\": \"f\", \"arguments\": [1]}</tool_call> <tool_call>{",
+		"\x01\x09reasoning </thi </think> answer <think>",
+	};
+	char name[16];
+	for (size_t i = 0; i < sizeof(outs) / sizeof(outs[0]); i++) {
+		snprintf(name, sizeof(name), "out%zu", i);
+		put_seed("fuzz_chat_parser", name, outs[i], strlen(outs[i]));
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2 || argc > 3) {
@@ -473,6 +496,7 @@ int main(int argc, char **argv)
 	safetensors_seeds();
 	text_seeds();
 	config_seeds();
+	chat_seeds();
 	if (tiny) {
 		tok_gguf_seed(tiny);
 		tokenizer_json_seeds(tiny, argc > 2 ? argv[2] : NULL);
