@@ -11,9 +11,10 @@
  *      prompts together at most opts.chunk tokens, so that a long prompt
  *      does not stall the others' decoding);
  *   4. each slot whose logits came back samples a token, turns it into text
- *      (held back while it may be the start of a stop string) and appends the
- *      text to its request; end-of-generation, a stop string, max_tokens or
- *      the context's end finish the request.
+ *      (held back while it may be the start of a stop string), splits a
+ *      chat's text into content, reasoning and tool calls (fm_chat_parser)
+ *      and appends them to its request; end-of-generation, a stop string,
+ *      max_tokens or the context's end finish the request.
  * A slot keeps its context's tokens after its request ends, for step 1.
  * Nothing here blocks on a client: text goes into the request's buffer and
  * the HTTP side sends it at its own pace.
@@ -35,6 +36,7 @@ struct slot {
 	int32_t next;
 	struct fm_sampler *smp;
 	struct fm_detok *dt;
+	struct fm_chat_parser *parser; /* chat: content / reasoning / tool calls */
 	struct sbuf held;       /* text that may be the start of a stop string */
 	bool stopped;           /* a stop string ended the text */
 	double t_used;
@@ -64,9 +66,37 @@ struct engine {
 
 /* ---- output of a slot ---- */
 
+/* The chat output parser's events as the request's. */
+static void on_chat_event(const struct fm_chat_event *ev, void *user)
+{
+	struct srv_req *r = user;
+	switch (ev->kind) {
+	case FM_CHAT_CONTENT:
+		req_emit(r, REQ_EV_CONTENT, ev->text, ev->len, NULL);
+		break;
+	case FM_CHAT_REASONING:
+		req_emit(r, REQ_EV_REASONING, ev->text, ev->len, NULL);
+		break;
+	case FM_CHAT_TOOL_CALL_BEGIN:
+		req_emit(r, REQ_EV_TOOL_BEGIN, ev->name, strlen(ev->name), ev->id);
+		break;
+	case FM_CHAT_TOOL_CALL_ARGS:
+		req_emit(r, REQ_EV_TOOL_ARGS, ev->text, ev->len, NULL);
+		break;
+	case FM_CHAT_TOOL_CALL_END:
+		req_emit(r, REQ_EV_TOOL_END, "", 0, NULL);
+		break;
+	}
+}
+
+/* Text after stop strings: through the chat parser, or content as it is. */
 static void slot_out(struct slot *s, const char *text, size_t len)
 {
-	if (len)
+	if (!len)
+		return;
+	if (s->parser)
+		fm_chat_parser_feed(s->parser, text, len, on_chat_event, s->req);
+	else
 		req_emit(s->req, REQ_EV_CONTENT, text, len, NULL);
 }
 
@@ -127,13 +157,17 @@ static void slot_end(struct engine *e, struct slot *s, enum req_finish why, cons
 		else
 			slot_out(s, s->held.p, s->held.n);
 	}
+	if (s->parser && why != REQ_FINISH_CANCELED && why != REQ_FINISH_ERROR)
+		fm_chat_parser_finish(s->parser, on_chat_event, r);
 	if (why == REQ_FINISH_STOP && r->has_tool_calls)
 		why = REQ_FINISH_TOOL_CALLS;
 	req_finish(r, why, msg);
 	fm_sampler_free(s->smp);
 	fm_detok_free(s->dt);
+	fm_chat_parser_free(s->parser);
 	s->smp = NULL;
 	s->dt = NULL;
+	s->parser = NULL;
 	s->held.n = 0;
 	s->req = NULL;
 	s->t_used = req_now_s();
@@ -189,11 +223,14 @@ static int slot_start(struct engine *e, struct slot *s, struct srv_req *r)
 	s->decoding = false;
 	s->smp = fm_sampler_new(&r->sp, e->n_vocab);
 	s->dt = fm_detok_new(e->tk, true);
-	if (!s->smp || !s->dt) {
+	s->parser = r->chat ? fm_chat_parser_new(r->tmpl, r->in_think, r->tools) : NULL;
+	if (!s->smp || !s->dt || (r->chat && !s->parser)) {
 		fm_sampler_free(s->smp);
 		fm_detok_free(s->dt);
+		fm_chat_parser_free(s->parser);
 		s->smp = NULL;
 		s->dt = NULL;
+		s->parser = NULL;
 		return FM_ENOMEM;
 	}
 	s->held.n = 0;

@@ -274,19 +274,69 @@ static const char *msg_role(struct json_object *m)
 	return NULL;
 }
 
-/* The messages: msgs[n] borrow from root, except own[] (freed by the caller). */
+/* The messages: msgs[n] borrow from root, except own[] and calls[]
+ * (freed by chat_msgs_free). */
 struct chat_msgs {
 	struct fm_chat_msg *msgs;
 	char **own;
+	struct fm_chat_tool_call **calls;
 	size_t n;
 };
 
 static void chat_msgs_free(struct chat_msgs *cm)
 {
-	for (size_t i = 0; cm->own && i < cm->n; i++)
+	for (size_t i = 0; cm->own && i < cm->n; i++) {
 		free(cm->own[i]);
+		free(cm->calls[i]);
+	}
 	free(cm->own);
+	free(cm->calls);
 	free(cm->msgs);
+}
+
+/* A string field of o, or NULL. */
+static const char *get_str(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+/* An assistant message's "tool_calls": [{id, type, function: {name,
+ * arguments (a JSON string, or an object)}}] into calls[] (malloc'd). */
+static int msg_tool_calls(struct json_object *m, struct fm_chat_msg *msg,
+			  struct fm_chat_tool_call **calls, struct oai_error *e)
+{
+	struct json_object *arr;
+	if (!json_object_object_get_ex(m, "tool_calls", &arr) || json_object_is_type(arr, json_type_null))
+		return 0;
+	size_t n = json_object_is_type(arr, json_type_array) ? json_object_array_length(arr) : 0;
+	if (!json_object_is_type(arr, json_type_array))
+		return bad(e, "messages", "a message's 'tool_calls' must be an array");
+	if (!n)
+		return 0;
+	if (!(*calls = calloc(n, sizeof(**calls))))
+		return oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *tc = json_object_array_get_idx(arr, i), *f, *args;
+		if (!json_object_is_type(tc, json_type_object) ||
+		    !json_object_object_get_ex(tc, "function", &f) ||
+		    !json_object_is_type(f, json_type_object) || !get_str(f, "name"))
+			return bad(e, "messages", "tool_calls[%zu] needs a function with a name", i);
+		(*calls)[i].id = get_str(tc, "id");
+		(*calls)[i].name = get_str(f, "name");
+		if (!json_object_object_get_ex(f, "arguments", &args) ||
+		    json_object_is_type(args, json_type_null))
+			(*calls)[i].arguments = "{}";
+		else if (json_object_is_type(args, json_type_string))
+			(*calls)[i].arguments = json_object_get_string(args);
+		else
+			(*calls)[i].arguments = json_object_to_json_string_ext(args, JSON_C_TO_STRING_PLAIN);
+	}
+	msg->tool_calls = *calls;
+	msg->n_tool_calls = n;
+	return 0;
 }
 
 static int chat_msgs_parse(struct json_object *root, struct chat_msgs *cm, struct oai_error *e)
@@ -300,7 +350,8 @@ static int chat_msgs_parse(struct json_object *root, struct chat_msgs *cm, struc
 		return bad(e, "messages", "'messages' is empty");
 	cm->msgs = calloc(n, sizeof(*cm->msgs));
 	cm->own = calloc(n, sizeof(*cm->own));
-	if (!cm->msgs || !cm->own)
+	cm->calls = calloc(n, sizeof(*cm->calls));
+	if (!cm->msgs || !cm->own || !cm->calls)
 		return oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
 	for (size_t i = 0; i < n; i++, cm->n++) {
 		struct json_object *m = json_object_array_get_idx(arr, i);
@@ -312,9 +363,49 @@ static int chat_msgs_parse(struct json_object *root, struct chat_msgs *cm, struc
 						  "user, assistant or tool", i);
 		if (msg_content(m, &msg->content, &cm->own[i], e))
 			return -1;
-		if (!msg->content)
-			msg->content = "";
+		if (!strcmp(msg->role, "assistant")) {
+			msg->reasoning_content = get_str(m, "reasoning_content");
+			if (msg_tool_calls(m, msg, &cm->calls[i], e))
+				return -1;
+		}
 	}
+	return 0;
+}
+
+/* "tools" (OpenAI's array of {"type": "function", "function": {name, ...}})
+ * as JSON text for the template, unless "tool_choice" is "none". NULL when
+ * there are none. */
+static int chat_tools(struct json_object *root, const char **json, struct oai_error *e)
+{
+	struct json_object *tools, *choice;
+	*json = NULL;
+	if (!json_object_object_get_ex(root, "tools", &tools) || json_object_is_type(tools, json_type_null))
+		return 0;
+	if (!json_object_is_type(tools, json_type_array))
+		return bad(e, "tools", "'tools' must be an array");
+	for (size_t i = 0; i < json_object_array_length(tools); i++) {
+		struct json_object *t = json_object_array_get_idx(tools, i), *f;
+		const char *type = json_object_is_type(t, json_type_object) ? get_str(t, "type") : NULL;
+		if (!type || strcmp(type, "function") || !json_object_object_get_ex(t, "function", &f) ||
+		    !json_object_is_type(f, json_type_object) || !get_str(f, "name"))
+			return bad(e, "tools", "tools[%zu] must be {\"type\": \"function\", \"function\": "
+					       "{\"name\": ..., ...}}", i);
+	}
+	if (json_object_object_get_ex(root, "tool_choice", &choice)) {
+		if (json_object_is_type(choice, json_type_string)) {
+			const char *c = json_object_get_string(choice);
+			if (!strcmp(c, "none"))
+				return 0;
+			if (strcmp(c, "auto") && strcmp(c, "required"))
+				return bad(e, "tool_choice", "'tool_choice' must be none, auto, required or "
+							     "{\"type\": \"function\", ...}");
+		} else if (!json_object_is_type(choice, json_type_object) &&
+			   !json_object_is_type(choice, json_type_null)) {
+			return bad(e, "tool_choice", "'tool_choice' must be a string or an object");
+		}
+	}
+	if (json_object_array_length(tools))
+		*json = json_object_to_json_string_ext(tools, JSON_C_TO_STRING_PLAIN);
 	return 0;
 }
 
@@ -325,18 +416,23 @@ static int chat_prompt(const struct oai_env *env, struct json_object *root, stru
 	struct chat_msgs cm = { 0 };
 	struct sbuf text = { 0 };
 	bool think = true;
+	const char *tools = NULL;
 	struct json_object *kw;
 	int rc = chat_msgs_parse(root, &cm, e);
+	if (!rc)
+		rc = chat_tools(root, &tools, e);
 	if (!rc && json_object_object_get_ex(root, "chat_template_kwargs", &kw) &&
 	    json_object_is_type(kw, json_type_object))
 		rc = get_bool(kw, "enable_thinking", &think, e);
 	size_t len = 0;
-	if (!rc && fm_chat_render(env->tmpl, cm.msgs, cm.n, true, think, NULL, 0, &len))
-		rc = bad(e, "messages", "the messages cannot be rendered with the '%s' template",
-			 env->tmpl);
+	if (!rc && fm_chat_render_tools(env->tmpl, cm.msgs, cm.n, tools, true, think, NULL, 0, &len))
+		rc = bad(e, "messages", "the messages cannot be rendered with the model's '%s' template "
+					"(its rules: a system message only first, a user message "
+					"before the answer, tool-call arguments as JSON objects)", env->tmpl);
 	if (!rc && sbuf_reserve(&text, len))
 		rc = oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
-	if (!rc && fm_chat_render(env->tmpl, cm.msgs, cm.n, true, think, text.p, text.cap, &len))
+	if (!rc && fm_chat_render_tools(env->tmpl, cm.msgs, cm.n, tools, true, think, text.p,
+					text.cap, &len))
 		rc = bad(e, "messages", "the messages cannot be rendered");
 	if (!rc) {
 		text.n = len;
@@ -350,6 +446,7 @@ static int chat_prompt(const struct oai_env *env, struct json_object *root, stru
 		rc = tokenize(env, text.p, text.n, c->r, e);
 	}
 	c->r->chat = true;
+	c->r->tools = tools != NULL;
 	c->r->tmpl = env->tmpl;
 	sbuf_free(&text);
 	chat_msgs_free(&cm);
