@@ -307,34 +307,51 @@ int fwd_batch(struct fwd *f, const int32_t *tokens, int n, int pos0, float *logi
 	return 0;
 }
 
-/* The logits of the last token of each item that asks for them: one
- * product for all (staged in the expert scratch g, free after the MoE, as
- * many rows at a time as fit), else one row at a time straight into the
- * item's buffer. */
+/* The logits of the last token of each item that asks for them, in one
+ * product (the output matrix read once): straight into the items' buffers
+ * when they are n_vocab floats apart in item order (one array), else staged
+ * in the expert scratch g (free after the MoE) when it holds them, or in a
+ * counted temporary; one row at a time only when memory refuses that. */
 static void step_logits(struct fwd *f, const struct fwd_item *items, int n_items)
 {
 	const struct hparams *hp = f->hp;
 	size_t nv = (size_t)hp->n_vocab, ne = (size_t)hp->n_embd;
 	int rows = 0;
+	float *base = NULL;
+	bool strided = true;
 	for (int i = 0; i < n_items; i++)
 		if (items[i].logits) {
 			const struct fwd_seg *sg = &f->segs[i];
 			ops_rmsnorm(f->xn + (size_t)rows * ne, f->h + (size_t)(sg->t0 + sg->n - 1) * ne,
 				    f->m->w.output_norm, hp->n_embd, hp->rms_eps);
+			base = rows ? base : items[i].logits;
+			strided = strided && items[i].logits == base + (size_t)rows * nv;
 			f->tok_seg[rows++] = i; /* reused: row -> item */
 		}
-	size_t fit = (size_t)f->n_pair * hp->n_ff_exp / nv;
-	int group = rows == 1 || fit < 2 ? 1 : (int)(fit < (size_t)rows ? fit : (size_t)rows);
-	for (int r0 = 0; r0 < rows; r0 += group) {
-		int g = rows - r0 < group ? rows - r0 : group;
-		act_reset(&f->act, f->xn + (size_t)r0 * ne, hp->n_embd, g);
-		mm_job_init(&f->job, f->k);
-		float *out = group == 1 ? items[f->tok_seg[r0]].logits : f->g;
-		fwd_add_product(f, &f->m->w.output, out, nv);
-		mm_run(&f->job, f->pool);
-		for (int r = 0; group > 1 && r < g; r++)
-			memcpy(items[f->tok_seg[r0 + r]].logits, f->g + (size_t)r * nv, nv * sizeof(float));
+	if (!rows)
+		return;
+	float *stage = NULL;
+	size_t stage_bytes = 0;
+	if (!strided) {
+		if ((size_t)f->n_pair * hp->n_ff_exp >= (size_t)rows * nv) {
+			stage = f->g;
+		} else {
+			stage_bytes = (size_t)rows * nv * sizeof(float);
+			stage = fm_alloc(f->mem, stage_bytes);
+		}
 	}
+	int group = strided || stage ? rows : 1;
+	for (int r0 = 0; r0 < rows; r0 += group) {
+		act_reset(&f->act, f->xn + (size_t)r0 * ne, hp->n_embd, group);
+		mm_job_init(&f->job, f->k);
+		fwd_add_product(f, &f->m->w.output,
+				strided ? base : stage ? stage : items[f->tok_seg[r0]].logits, nv);
+		mm_run(&f->job, f->pool);
+	}
+	for (int r = 0; stage && r < rows; r++)
+		memcpy(items[f->tok_seg[r]].logits, stage + (size_t)r * nv, nv * sizeof(float));
+	if (stage_bytes)
+		fm_free(f->mem, stage, stage_bytes);
 }
 
 int fwd_step(struct fwd *f, const struct fwd_item *items, int n_items, struct fm_error *err)

@@ -197,6 +197,45 @@ static void test_long_prompt(void)
 	fm_model_close(m);
 }
 
+/* The logits of a step land where each item asks, whatever the buffers'
+ * layout: one array in item order (one product straight into it), reversed
+ * (staged in the scratch), or apart with contexts too small for the scratch
+ * to hold them (a counted temporary). Reference kernels: bit for bit. */
+static void test_head_layouts(void)
+{
+	isa = "ref";
+	struct fm_model *m = open_model(false, 0);
+	isa = NULL;
+	if (!m)
+		return;
+	struct fm_error err = { 0 };
+	for (int layout = 0; layout < 3; layout++) {
+		int n_ctx = layout == 2 ? 8 : 64;
+		struct fm_ctx *c[3], *r[3];
+		float *arr = calloc((size_t)3 * n_vocab, 4), *sep[3], *want = calloc((size_t)n_vocab, 4);
+		struct fm_batch_item it[3];
+		int32_t t[3] = { 5, 6, 7 };
+		for (int k = 0; k < 3; k++) {
+			c[k] = fm_ctx_new(m, n_ctx, &err);
+			r[k] = fm_ctx_new(m, n_ctx, &err);
+			sep[k] = calloc((size_t)n_vocab, 4);
+			CHECK(c[k] && r[k], "ctx: %s", err.msg);
+			float *lg = layout == 0 ? arr + (size_t)k * n_vocab
+				    : layout == 1 ? arr + (size_t)(2 - k) * n_vocab : sep[k];
+			it[k] = (struct fm_batch_item){ c[k], &t[k], 1, lg, 0 };
+		}
+		CHECK(fm_eval_batch(it, 3, &err) == 0, "batch: %s", err.msg);
+		for (int k = 0; k < 3; k++) {
+			CHECK(fm_eval(r[k], &t[k], 1, want, false, &err) == 0, "eval: %s", err.msg);
+			CHECK(memcmp(want, it[k].logits, (size_t)n_vocab * 4) == 0,
+			      "layout %d: item %d's logits differ from alone", layout, k);
+			fm_ctx_free(c[k]), fm_ctx_free(r[k]), free(sep[k]);
+		}
+		free(arr), free(want);
+	}
+	fm_model_close(m);
+}
+
 /* Items that cannot run fail in their status; the others run. */
 static void test_errors(void)
 {
@@ -406,6 +445,7 @@ int main(void)
 	if (!gen("qwen3moe", 0, 8, 2, 5)) {
 		test_same("qwen3moe f32", 1e-5);
 		test_long_prompt();
+		test_head_layouts();
 		test_errors();
 		test_streamed("qwen3moe f32", 0);
 	}
