@@ -240,6 +240,13 @@ int block_moe(struct fwd *f, int il, int n, struct fm_error *err)
 	}
 	mm_run(&f->job, f->pool);
 	route(f, n);
+	for (int t = 0; f->x && t < n; t++) { /* the cache's view of the routing */
+		int32_t *sel = (int32_t *)f->sel + (size_t)t * hp->n_expert_used;
+		const float *p = f->router + (size_t)t * hp->n_expert;
+		experts_cache_route(f->x, il, p, sel, f->selw + (size_t)t * hp->n_expert_used,
+				    hp->n_expert_used, hp->norm_topk);
+		experts_observe(f->x, il, p, sel, hp->n_expert_used);
+	}
 	for (int t = 0; f->trace && t < n; t++) {
 		experts_trace_write_probs(f->trace, f->n_tokens_seen + (uint64_t)t, il,
 					  f->router + (size_t)t * hp->n_expert, hp->n_expert);

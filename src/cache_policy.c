@@ -38,9 +38,13 @@ struct cache_policy {
 	uint32_t *slot_of_key;
 	uint32_t arc_p;             /* target size of T1 */
 	uint32_t adapted_key;       /* p already adapted for this incoming key */
+	/* PRED, over keys */
+	uint32_t n_layer, n_expert, cur_layer;
+	float *use, *soft, *now;    /* [n_keys] */
+	float pd, pwu, pws, pwn, pqmin, pdist;
 };
 
-static const char *const cp_names[CACHE_POLICY_COUNT] = {"lru", "lfu", "arc", "min"};
+static const char *const cp_names[CACHE_POLICY_COUNT] = {"lru", "lfu", "arc", "pred", "min"};
 
 const char *cache_policy_name(enum cache_policy_kind k)
 {
@@ -267,10 +271,81 @@ static void arc_insert(struct cache_policy *p, uint32_t slot, uint32_t key)
 	p->slot_of_key[key] = slot;
 }
 
+/* ---- PRED ---- */
+
+static void pred_route(struct cache_policy *p, uint32_t layer, const float *probs,
+		       const int32_t *sel, int n_sel)
+{
+	if (layer >= p->n_layer)
+		return;
+	p->cur_layer = layer;
+	float *use = p->use + (size_t)layer * p->n_expert, *soft = p->soft + (size_t)layer * p->n_expert;
+	float *now = p->now + (size_t)layer * p->n_expert, d = p->pd;
+	for (uint32_t e = 0; e < p->n_expert; e++) {
+		use[e] *= d;
+		soft[e] *= d;
+		now[e] = probs ? probs[e] : 0.0f;
+	}
+	for (int i = 0; i < n_sel; i++) {
+		if (sel[i] < 0 || (uint32_t)sel[i] >= p->n_expert)
+			continue;
+		use[sel[i]] += 1.0f;
+		if (!probs)
+			now[sel[i]] = 1.0f / (float)n_sel;
+	}
+	for (uint32_t e = 0; e < p->n_expert; e++)
+		soft[e] += now[e];
+}
+
+/* Expected lines until key's next use: its layer's next request, plus a
+ * whole pass per token it is expected to skip. */
+static float pred_next(const struct cache_policy *p, uint32_t key)
+{
+	uint32_t layer = key / p->n_expert;
+	float d1 = 1.0f - p->pd;
+	float q = p->pwu * d1 * p->use[key] + p->pws * d1 * p->soft[key] + p->pwn * p->now[key];
+	q = q < p->pqmin ? p->pqmin : q > 1.0f ? 1.0f : q;
+	float dist = (float)(layer > p->cur_layer ? layer - p->cur_layer
+						  : layer + p->n_layer - p->cur_layer);
+	return p->pdist * dist + (float)p->n_layer * (1.0f - q) / q;
+}
+
+static int64_t pred_evict(struct cache_policy *p, cache_evictable_fn ok, void *ctx)
+{
+	int64_t v = -1;
+	float best = 0.0f;
+	for (uint32_t s = 0; s < p->n_slots; s++) {
+		if (p->key_of_slot[s] == CP_NONE || !ok(ctx, s))
+			continue;
+		float f = pred_next(p, p->key_of_slot[s]);
+		if (v < 0 || f > best || (f == best && p->stamp[s] < p->stamp[v])) {
+			v = s;
+			best = f;
+		}
+	}
+	return v;
+}
+
+void cache_policy_set_pred(struct cache_policy *p, const struct cache_pred_params *q)
+{
+	static const struct cache_pred_params def = CACHE_PRED_DEFAULT;
+	if (!q)
+		q = &def;
+	p->pd = q->decay, p->pwu = q->w_use, p->pws = q->w_soft, p->pwn = q->w_now;
+	p->pqmin = q->q_min, p->pdist = q->w_dist;
+}
+
 /* ---- the interface ---- */
 
 struct cache_policy *cache_policy_new(enum cache_policy_kind k, uint32_t n_slots, uint32_t n_keys)
 {
+	return cache_policy_new_layers(k, n_slots, 1, n_keys);
+}
+
+struct cache_policy *cache_policy_new_layers(enum cache_policy_kind k, uint32_t n_slots,
+					     uint32_t n_layer, uint32_t n_expert)
+{
+	uint32_t n_keys = n_layer && n_expert <= CP_NONE / n_layer ? n_layer * n_expert : 0;
 	if ((unsigned)k >= CACHE_POLICY_COUNT || !n_slots || !n_keys || n_keys == CP_NONE ||
 	    n_slots == CP_NONE)
 		return NULL;
@@ -281,6 +356,9 @@ struct cache_policy *cache_policy_new(enum cache_policy_kind k, uint32_t n_slots
 	p->n_slots = n_slots;
 	p->n_keys = n_keys;
 	p->adapted_key = CP_NONE;
+	p->n_layer = n_layer;
+	p->n_expert = n_expert;
+	cache_policy_set_pred(p, NULL);
 	for (int i = 0; i < 5; i++)
 		list_init(&p->lists[i]);
 	bool ok = (p->key_of_slot = malloc(n_slots * sizeof(uint32_t))) != NULL;
@@ -295,6 +373,10 @@ struct cache_policy *cache_policy_new(enum cache_policy_kind k, uint32_t n_slots
 		     (p->prio = malloc(n_slots * sizeof(uint64_t))) &&
 		     (p->stamp = malloc(n_slots * sizeof(uint64_t))) &&
 		     (k != CACHE_POLICY_LFU || (p->count = calloc(n_keys, sizeof(uint32_t))));
+	if (k == CACHE_POLICY_PRED)
+		ok = ok && (p->stamp = malloc(n_slots * sizeof(uint64_t))) &&
+		     (p->use = calloc(n_keys, sizeof(float))) && (p->soft = calloc(n_keys, sizeof(float))) &&
+		     (p->now = calloc(n_keys, sizeof(float)));
 	if (k == CACHE_POLICY_ARC)
 		ok = ok && (p->where = calloc(n_keys, 1)) &&
 		     (p->slot_of_key = malloc(n_keys * sizeof(uint32_t)));
@@ -313,6 +395,9 @@ void cache_policy_free(struct cache_policy *p)
 {
 	if (!p)
 		return;
+	free(p->now);
+	free(p->soft);
+	free(p->use);
 	free(p->slot_of_key);
 	free(p->where);
 	free(p->count);
@@ -338,6 +423,9 @@ void cache_policy_insert(struct cache_policy *p, uint32_t slot, uint32_t key, ui
 	case CACHE_POLICY_ARC:
 		arc_insert(p, slot, key);
 		break;
+	case CACHE_POLICY_PRED:
+		p->stamp[slot] = p->tick;
+		break;
 	default:
 		if (p->count)
 			lfu_count(p, key);
@@ -357,6 +445,9 @@ void cache_policy_hit(struct cache_policy *p, uint32_t slot, uint64_t next_use)
 		break;
 	case CACHE_POLICY_ARC:
 		arc_move(p, p->key_of_slot[slot], ARC_T2);
+		break;
+	case CACHE_POLICY_PRED:
+		p->stamp[slot] = p->tick;
 		break;
 	default:
 		if (p->count)
@@ -382,6 +473,11 @@ int64_t cache_policy_evict(struct cache_policy *p, uint32_t key_in, cache_evicta
 		break;
 	case CACHE_POLICY_ARC:
 		return arc_evict(p, key_in, ok, ctx);
+	case CACHE_POLICY_PRED:
+		v = pred_evict(p, ok, ctx);
+		if (v < 0)
+			return -1;
+		break;
 	default:
 		v = heap_evict(p, ok, ctx);
 		if (v < 0)
@@ -407,9 +503,61 @@ void cache_policy_drop(struct cache_policy *p, uint32_t slot)
 		arc_move(p, key, ARC_NONE);
 		p->slot_of_key[key] = CP_NONE;
 		break;
+	case CACHE_POLICY_PRED:
+		break;
 	default:
 		heap_remove(p, slot);
 		break;
 	}
 	p->key_of_slot[slot] = CP_NONE;
+}
+
+void cache_policy_route(struct cache_policy *p, uint32_t layer, const float *probs,
+			const int32_t *sel, int n_sel)
+{
+	if (p->kind == CACHE_POLICY_PRED)
+		pred_route(p, layer, probs, sel, n_sel);
+}
+
+/* ---- cache-aware routing ---- */
+
+int cache_route(const float *probs, int n_expert, int32_t *sel, float *w, int k, float thresh,
+		bool norm, cache_cached_fn cached, void *ctx)
+{
+	if (!(thresh > 0.0f) || k <= 0 || k > 64)
+		return 0;
+	float sum = 0.0f;
+	for (int j = 0; j < k; j++)
+		sum += probs[sel[j]];
+	int n_sub = 0;
+	uint64_t done = 0; /* bit i: sel[i] visited */
+	for (int visit = 0; visit < k; visit++) {
+		int j = -1; /* the lowest-weight selected expert not yet visited */
+		for (int i = 0; i < k; i++)
+			if (!(done >> i & 1) && (j < 0 || probs[sel[i]] < probs[sel[j]]))
+				j = i;
+		done |= 1ull << j;
+		if (!(probs[sel[j]] < thresh * sum) || cached(ctx, sel[j]))
+			continue;
+		int32_t best = -1;
+		for (int32_t e = 0; e < n_expert; e++) {
+			if (best >= 0 && !(probs[e] > probs[best]))
+				continue;
+			bool in_sel = false;
+			for (int i = 0; i < k; i++)
+				in_sel |= sel[i] == e;
+			if (!in_sel && cached(ctx, e))
+				best = e;
+		}
+		if (best >= 0) {
+			sel[j] = best;
+			n_sub++;
+		}
+	}
+	float nsum = 0.0f;
+	for (int j = 0; j < k; j++)
+		nsum += probs[sel[j]];
+	for (int j = 0; j < k; j++)
+		w[j] = norm && nsum > 0.0f ? probs[sel[j]] / nsum : probs[sel[j]];
+	return n_sub;
 }

@@ -43,6 +43,7 @@ enum cache_policy_kind {
 	CACHE_POLICY_LRU,
 	CACHE_POLICY_LFU,
 	CACHE_POLICY_ARC,
+	CACHE_POLICY_PRED,
 	CACHE_POLICY_MIN,
 	CACHE_POLICY_COUNT
 };
@@ -63,6 +64,9 @@ int cache_policy_from_name(const char *s);
 
 /* NULL on bad sizes (0, or n_keys >= UINT32_MAX) or no memory. */
 struct cache_policy *cache_policy_new(enum cache_policy_kind k, uint32_t n_slots, uint32_t n_keys);
+/* The same for keys layer * n_expert + expert (PRED needs the layers). */
+struct cache_policy *cache_policy_new_layers(enum cache_policy_kind k, uint32_t n_slots,
+					     uint32_t n_layer, uint32_t n_expert);
 void cache_policy_free(struct cache_policy *p);
 
 /* key (not cached) now fills the empty slot. */
@@ -75,5 +79,39 @@ int64_t cache_policy_evict(struct cache_policy *p, uint32_t key_in, cache_evicta
 			   void *ctx);
 /* The slot was emptied for another reason; forget it. */
 void cache_policy_drop(struct cache_policy *p, uint32_t slot);
+/* PRED's settings (cache-sim --pred tunes them; the engine uses the
+ * defaults). */
+struct cache_pred_params {
+	float decay;   /* per token of a layer, of the frequency averages */
+	float w_use;   /* weight of the decayed selection frequency */
+	float w_soft;  /* weight of the decayed router probability */
+	float w_now;   /* weight of the latest router probability */
+	float q_min;   /* floor of the predicted use probability */
+	float w_dist;  /* weight of the lines until the layer's next request */
+};
+#define CACHE_PRED_DEFAULT {0.97f, 1.0f, 0.0f, 1.0f, 0.01f, 1.0f}
+/* NULL: the defaults. */
+void cache_policy_set_pred(struct cache_policy *p, const struct cache_pred_params *q);
+
+/* One token's routing at layer: the router's probabilities over the layer's
+ * n_expert experts (NULL when unknown) and the sel[0..n_sel) it chose. Call
+ * once per token and layer before that layer's request (its hits and
+ * misses); PRED learns from it, the other policies ignore it. */
+void cache_policy_route(struct cache_policy *p, uint32_t layer, const float *probs,
+			const int32_t *sel, int n_sel);
+
+/* Cache-aware routing (the idea of arXiv 2412.00099, "Mixture of
+ * Cache-Conditional Experts"): one token's top-k sel[0..k) of probabilities
+ * probs[0..n_expert). Every selected expert that is not cached (cached(ctx, e)
+ * false) and whose renormalised weight p_e / sum_sel p is below thresh is
+ * replaced by the cached, not selected expert of highest probability (the
+ * closest score below it), if there is one; selected experts are visited from
+ * the lowest weight up. w[0..k) is then recomputed for the final set:
+ * p_e / sum over the set when norm, else p_e. thresh <= 0 changes nothing.
+ * Deterministic given the cache; returns the number of experts replaced
+ * (0 when k > 64: not supported). */
+typedef bool (*cache_cached_fn)(void *ctx, int32_t expert);
+int cache_route(const float *probs, int n_expert, int32_t *sel, float *w, int k, float thresh,
+		bool norm, cache_cached_fn cached, void *ctx);
 
 #endif

@@ -351,6 +351,10 @@ struct sim_state {
 	uint32_t *key_of_slot;  /* [n_slots] */
 	uint64_t *pinned_by;    /* [n_slots]: line + 1 that pins the slot */
 	uint64_t tag;           /* current line + 1 */
+	int32_t *sel;           /* [max_per_line]: the line's experts */
+	float *w;               /* [max_per_line]: their weights (cache routing) */
+	uint32_t layer;         /* the current line's */
+	uint32_t n_expert;
 	uint32_t n_used;
 };
 
@@ -360,24 +364,44 @@ static bool sim_evictable(void *ctx, uint32_t slot)
 	return s->pinned_by[slot] != s->tag;
 }
 
-/* One line: hits first (pinned), then the misses. */
+/* Is expert e of the current line's layer cached? (cache routing) */
+static bool sim_cached(void *ctx, int32_t e)
+{
+	const struct sim_state *s = ctx;
+	return s->slot_of_key[s->layer * s->n_expert + (uint32_t)e] != SIM_NONE;
+}
+
+/* One line: cache routing (if on), the policy told the routing, then the
+ * hits (pinned), then the misses. */
 static int sim_line(const struct cachesim_trace *t, struct cache_policy *pol, struct sim_state *s,
-		    uint32_t n_slots, uint64_t i, uint64_t *hits)
+		    const struct cachesim_opts *o, uint64_t i, struct cachesim_result *r)
 {
 	s->tag = i + 1;
-	for (uint64_t j = t->line_start[i]; j < t->line_start[i + 1]; j++) {
-		uint32_t slot = s->slot_of_key[t->keys[j]];
+	s->layer = t->layer_of_line[i];
+	uint64_t j0 = t->line_start[i];
+	uint32_t n = (uint32_t)(t->line_start[i + 1] - j0), base = s->layer * t->n_expert;
+	const float *probs = t->probs ? t->probs + i * t->n_expert : NULL;
+	for (uint32_t x = 0; x < n; x++)
+		s->sel[x] = (int32_t)(t->keys[j0 + x] - base);
+	if (probs && o->route_thresh > 0)
+		r->substituted += (uint64_t)cache_route(probs, (int)t->n_expert, s->sel, s->w, (int)n,
+							o->route_thresh, true, sim_cached, s);
+	cache_policy_route(pol, s->layer, probs, s->sel, (int)n);
+	r->lookups += n;
+	for (uint32_t x = 0; x < n; x++) {
+		uint32_t slot = s->slot_of_key[base + (uint32_t)s->sel[x]];
 		if (slot == SIM_NONE)
 			continue;
-		(*hits)++;
-		cache_policy_hit(pol, slot, t->next_line[j]);
+		r->hits++;
+		cache_policy_hit(pol, slot, t->next_line[j0 + x]);
 		s->pinned_by[slot] = s->tag;
 	}
-	for (uint64_t j = t->line_start[i]; j < t->line_start[i + 1]; j++) {
-		uint32_t key = t->keys[j];
+	for (uint32_t x = 0; x < n; x++) {
+		uint32_t key = base + (uint32_t)s->sel[x];
 		if (s->slot_of_key[key] != SIM_NONE)
 			continue;
-		int64_t v = s->n_used < n_slots ? s->n_used++ : cache_policy_evict(pol, key, sim_evictable, s);
+		int64_t v = s->n_used < o->n_slots ? s->n_used++
+						   : cache_policy_evict(pol, key, sim_evictable, s);
 		if (v < 0)
 			return FM_EINVAL;
 		if (s->key_of_slot[v] != SIM_NONE)
@@ -385,41 +409,60 @@ static int sim_line(const struct cachesim_trace *t, struct cache_policy *pol, st
 		s->key_of_slot[v] = key;
 		s->slot_of_key[key] = (uint32_t)v;
 		s->pinned_by[v] = s->tag;
-		cache_policy_insert(pol, (uint32_t)v, key, t->next_line[j]);
+		cache_policy_insert(pol, (uint32_t)v, key, t->next_line[j0 + x]);
 	}
 	return 0;
 }
 
-int cachesim_run(const struct cachesim_trace *t, enum cache_policy_kind k, uint32_t n_slots,
-		 uint64_t *hits, struct fm_error *err)
+int cachesim_replay(const struct cachesim_trace *t, const struct cachesim_opts *o,
+		    struct cachesim_result *r, struct fm_error *err)
 {
-	uint32_t n_keys = t->n_layer * t->n_expert;
-	*hits = 0;
+	uint32_t n_keys = t->n_layer * t->n_expert, n_slots = o->n_slots;
+	*r = (struct cachesim_result){0};
 	if (n_slots < t->max_per_line || n_slots == 0)
 		return fm_err(err, FM_EINVAL, NULL, FM_NO_OFFSET,
 			      "%u slots cannot hold one line's %u experts", n_slots, t->max_per_line);
-	struct sim_state s = {0};
-	struct cache_policy *pol = cache_policy_new(k, n_slots, n_keys);
+	if (o->route_thresh > 0 && (o->policy == CACHE_POLICY_MIN || !t->probs))
+		return fm_err(err, FM_EINVAL, NULL, FM_NO_OFFSET, "cache routing needs a trace with "
+			      "router probabilities (v2) and an online policy (not min)");
+	struct sim_state s = {.n_expert = t->n_expert};
+	struct cache_policy *pol = cache_policy_new_layers(o->policy, n_slots, t->n_layer, t->n_expert);
+	if (pol && o->pred)
+		cache_policy_set_pred(pol, o->pred);
+	s.sel = malloc((size_t)t->max_per_line * sizeof(int32_t));
+	s.w = malloc((size_t)t->max_per_line * sizeof(float));
 	s.slot_of_key = malloc((size_t)n_keys * sizeof(uint32_t));
 	s.key_of_slot = malloc((size_t)n_slots * sizeof(uint32_t));
 	s.pinned_by = calloc(n_slots, sizeof(uint64_t));
 	int rc = 0;
-	if (!pol || !s.slot_of_key || !s.key_of_slot || !s.pinned_by) {
+	if (!pol || !s.sel || !s.w || !s.slot_of_key || !s.key_of_slot || !s.pinned_by) {
 		rc = fm_err(err, FM_ENOMEM, NULL, FM_NO_OFFSET, "out of memory (%u slots)", n_slots);
 		goto fail;
 	}
 	memset(s.slot_of_key, 0xff, (size_t)n_keys * sizeof(uint32_t));
 	memset(s.key_of_slot, 0xff, (size_t)n_slots * sizeof(uint32_t));
 	for (uint64_t i = 0; i < t->n_lines && rc == 0; i++)
-		rc = sim_line(t, pol, &s, n_slots, i, hits);
+		rc = sim_line(t, pol, &s, o, i, r);
 	if (rc < 0)
 		fm_err(err, rc, NULL, FM_NO_OFFSET, "policy %s found no slot to evict",
-		       cache_policy_name(k));
+		       cache_policy_name(o->policy));
 fail:
+	free(s.w);
+	free(s.sel);
 	free(s.pinned_by);
 	free(s.key_of_slot);
 	free(s.slot_of_key);
 	cache_policy_free(pol);
+	return rc;
+}
+
+int cachesim_run(const struct cachesim_trace *t, enum cache_policy_kind k, uint32_t n_slots,
+		 uint64_t *hits, struct fm_error *err)
+{
+	struct cachesim_opts o = {.policy = k, .n_slots = n_slots};
+	struct cachesim_result r;
+	int rc = cachesim_replay(t, &o, &r, err);
+	*hits = r.hits;
 	return rc;
 }
 

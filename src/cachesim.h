@@ -43,6 +43,22 @@ void cachesim_trace_free(struct cachesim_trace *t);
 int cachesim_run(const struct cachesim_trace *t, enum cache_policy_kind k, uint32_t n_slots,
 		 uint64_t *hits, struct fm_error *err);
 
+/* The same with options: cache-aware routing (cache_route of cache_policy.h
+ * at route_thresh, on a trace with probabilities; not with MIN) replayed
+ * before each line's lookups; lookups and substitutions counted. */
+struct cachesim_opts {
+	enum cache_policy_kind policy;
+	uint32_t n_slots;
+	float route_thresh;          /* 0 = off */
+	const struct cache_pred_params *pred; /* PRED's settings; NULL = defaults */
+};
+struct cachesim_result {
+	uint64_t hits, lookups;
+	uint64_t substituted;        /* experts replaced by cache routing */
+};
+int cachesim_replay(const struct cachesim_trace *t, const struct cachesim_opts *o,
+		    struct cachesim_result *r, struct fm_error *err);
+
 /* Synthetic routing. ZIPF: per layer, expert popularity ~ 1/rank^zipf_s over
  * a random ranking; with probability p_repeat a pick repeats one of the
  * previous token's experts of that layer (temporal locality); every

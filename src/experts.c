@@ -50,6 +50,7 @@ struct experts {
 	struct io_engine *io;
 	struct fm_mem *mem;
 	const uint8_t *resident;        /* file byte X at resident[X], or NULL */
+	float route_thresh;             /* cache-aware routing; 0 = off */
 	uint64_t part_off[EXPERTS_N_PARTS]; /* where each part's span starts in a slot */
 	uint64_t slot_bytes;
 	uint32_t n_slots;
@@ -183,7 +184,8 @@ static int experts_alloc_tables(struct experts *x, const struct experts_params *
 		return 0;
 	x->table = malloc(n_keys * sizeof(*x->table));
 	x->guessed = calloc(n_keys, 1);
-	x->policy = cache_policy_new(p->policy, x->n_slots, (uint32_t)n_keys);
+	x->policy = cache_policy_new_layers(p->policy, x->n_slots, (uint32_t)x->desc.n_layer,
+					    (uint32_t)x->desc.n_expert);
 	if (!x->table || !x->guessed || !x->policy)
 		return fm_err(err, FM_ENOMEM, NULL, FM_NO_OFFSET, "out of memory");
 	memset(x->table, 0xff, n_keys * sizeof(*x->table));
@@ -214,6 +216,7 @@ struct experts *experts_new(const struct experts_desc *d, struct io_engine *io,
 	x->io = io;
 	x->mem = mem;
 	x->resident = resident;
+	x->route_thresh = p->route_thresh;
 	x->desc = *d;
 	if (experts_check_desc(d, io ? io_file_size(io) : UINT64_MAX, io ? io_path(io) : NULL,
 			       err) < 0)
@@ -682,6 +685,37 @@ void experts_reset_stats(struct experts *x)
 	x->stats = (struct experts_stats){0};
 	if (x->io)
 		io_get_stats(x->io, &x->io_base);
+}
+
+/* ---- what routing tells the cache, and cache-aware routing ---- */
+
+void experts_observe(struct experts *x, int layer, const float *probs, const int32_t *sel, int n)
+{
+	if (!x->resident && layer >= 0 && layer < x->desc.n_layer)
+		cache_policy_route(x->policy, (uint32_t)layer, probs, sel, n);
+}
+
+struct experts_route_ctx {
+	const struct experts *x;
+	int layer;
+};
+
+static bool experts_is_cached(void *ctx, int32_t e)
+{
+	const struct experts_route_ctx *c = ctx;
+	return c->x->table[experts_key(c->x, c->layer, e)] >= 0;
+}
+
+int experts_cache_route(struct experts *x, int layer, const float *probs, int32_t *sel, float *w,
+			int k, bool norm)
+{
+	if (x->resident || !(x->route_thresh > 0.0f) || layer < 0 || layer >= x->desc.n_layer)
+		return 0;
+	struct experts_route_ctx c = {x, layer};
+	int n = cache_route(probs, x->desc.n_expert, sel, w, k, x->route_thresh, norm,
+			    experts_is_cached, &c);
+	x->stats.routed_away += (uint64_t)n;
+	return n;
 }
 
 /* ---- the trace ---- */

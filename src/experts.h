@@ -95,6 +95,7 @@ struct experts_desc {
 struct experts_params {
 	uint64_t budget_bytes;         /* slot slab size (whole slots); ignored if resident */
 	enum cache_policy_kind policy; /* not CACHE_POLICY_MIN */
+	float route_thresh;            /* cache-aware routing (experts_cache_route); 0 = off */
 	const void *resident_base;     /* non-NULL: file byte X is at resident_base + X */
 };
 
@@ -114,6 +115,7 @@ struct experts_stats {
 	uint64_t io_bytes;              /* bytes the OS returned (aligned spans) */
 	uint64_t reads_failed;          /* experts whose read failed */
 	uint64_t evictions;
+	uint64_t routed_away;           /* experts replaced by cache-aware routing */
 	double wait_s;                  /* blocked in experts_wait */
 	double read_s;                  /* the io engine's busy time (io_stats.busy_s) */
 	uint64_t prefetch_guesses;      /* ids given to experts_prefetch */
@@ -166,6 +168,20 @@ void experts_release(struct experts *x);
 /* Start reads of the guessed experts of layer that are not cached; returns
  * how many were started (0 when no slot or queue room is free), or FM_EINVAL. */
 int experts_prefetch(struct experts *x, int layer, const int32_t *ids, int n);
+
+/* One token's routing at layer, for the eviction policy (cache_policy_route:
+ * PRED learns from it): the router's probabilities over the layer's experts
+ * (NULL if unknown) and the n chosen ids. Call once per token before the
+ * layer's experts_request. No-op when resident. */
+void experts_observe(struct experts *x, int layer, const float *probs, const int32_t *sel, int n);
+/* Cache-aware routing (cache_route of cache_policy.h) of one token at layer
+ * with the store's route_thresh: a selected expert that is not in the cache
+ * (a slot being read counts as cached) and weighs less than the threshold
+ * is replaced by the cached unselected one with the highest probability;
+ * sel[0..k) and w[0..k) rewritten (w renormalised when norm). Returns the
+ * number replaced; 0 when resident or the threshold is 0. */
+int experts_cache_route(struct experts *x, int layer, const float *probs, int32_t *sel, float *w,
+			int k, bool norm);
 
 /* Wait until no read is in flight (prefetches included). 0 or a negative
  * code of the io engine. */

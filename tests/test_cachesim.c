@@ -164,6 +164,7 @@ static void live_vs_sim(const struct cachesim_trace *t, const char *file,
 		for (uint64_t j = t->line_start[i]; j < t->line_start[i + 1]; j++)
 			ids[n++] = (int32_t)(t->keys[j] % t->n_expert);
 		int layer = (int)(t->keys[t->line_start[i]] / t->n_expert);
+		experts_observe(x, layer, NULL, ids, n);
 		CHECK(experts_request(x, layer, ids, n, refs, &err) == n, "request: %s", err.msg);
 		while (experts_wait(x, &r, &err) > 0)
 			;

@@ -17,15 +17,19 @@
 #define SIM_MAX_SIZES 32
 
 static const char sim_usage[] =
-	"usage: flashmoe cache-sim TRACE --slots N[,N...] [--policy all|lru,lfu,arc,min]\n"
+	"usage: flashmoe cache-sim TRACE --slots N[,N...] [--policy all|lru,lfu,arc,pred,min]\n"
+	"                [--route T[,T...]] [--pred D,WU,WS,WN,QMIN,WDIST]\n"
 	"       flashmoe cache-sim --gen zipf|uniform --out FILE [--tokens N] [--layers N]\n"
 	"                [--experts N] [--k N] [--zipf S] [--repeat P] [--shift N] [--seed N]\n"
 	"  --slots: total cache slots (one expert each, all layers share them); N% = that\n"
 	"  share of all layers' experts. Prints the hit rate per policy and size; the\n"
-	"  'min' row (Belady, knows the future) is the best any policy can do.\n";
+	"  'min' row (Belady, knows the future) is the best any policy can do.\n"
+	"  --route: also replay cache-aware routing at each threshold (needs a v2 trace\n"
+	"  with router probabilities): hit rate and the share of experts replaced.\n"
+	"  --pred: the pred policy's settings (cache_policy.h), for tuning.\n";
 
 struct sim_opts {
-	const char *trace, *gen, *out, *slots, *policy;
+	const char *trace, *gen, *out, *slots, *policy, *route, *pred;
 	struct cachesim_gen g;
 };
 
@@ -57,7 +61,8 @@ static bool sim_parse_opt(struct sim_opts *o, int argc, char **argv, int *i)
 	const char *a = argv[*i];
 	struct cachesim_gen *g = &o->g;
 	const char **str = !strcmp(a, "--slots") ? &o->slots : !strcmp(a, "--policy") ? &o->policy
-			   : !strcmp(a, "--gen") ? &o->gen : !strcmp(a, "--out") ? &o->out : NULL;
+			   : !strcmp(a, "--gen") ? &o->gen : !strcmp(a, "--out") ? &o->out
+			   : !strcmp(a, "--route") ? &o->route : !strcmp(a, "--pred") ? &o->pred : NULL;
 	if (str)
 		return (*str = cli_next("cache-sim", argc, argv, i)) != NULL;
 	static const char *const numeric[] = {"--tokens", "--layers", "--experts", "--k",
@@ -144,7 +149,8 @@ static bool sim_parse_policies(const char *s, bool use[CACHE_POLICY_COUNT])
 		snprintf(name, sizeof(name), "%.*s", (int)(n < 15 ? n : 15), s);
 		int k = cache_policy_from_name(name);
 		if (k < 0 || n >= sizeof(name)) {
-			fprintf(stderr, "flashmoe cache-sim: unknown policy '%.*s' (lru, lfu, arc, min)\n",
+			fprintf(stderr, "flashmoe cache-sim: unknown policy '%.*s' (lru, lfu, arc, pred, "
+				"min)\n",
 				(int)n, s);
 			return false;
 		}
@@ -170,31 +176,63 @@ static void sim_print_header(const char *path, const struct cachesim_trace *t,
 	printf("\n");
 }
 
+/* One row: policy k at every size (with cache routing at thresh if > 0). */
+static int sim_print_row(const struct cachesim_trace *t, const uint32_t *slots, int n,
+			 enum cache_policy_kind k, float thresh, const struct cache_pred_params *pred)
+{
+	if (thresh > 0)
+		printf("%-5s <%-5g", cache_policy_name(k), thresh);
+	else
+		printf("%-12s", k == CACHE_POLICY_MIN ? "min (best)" : cache_policy_name(k));
+	for (int j = 0; j < n; j++) {
+		struct cachesim_opts o = {k, slots[j], thresh, pred};
+		struct cachesim_result r;
+		struct fm_error err = {0};
+		if (cachesim_replay(t, &o, &r, &err) < 0) {
+			if (slots[j] < t->max_per_line) {
+				printf(" %9s", "-");
+				continue;
+			}
+			fprintf(stderr, "\nflashmoe cache-sim: %s\n", err.msg);
+			return 1;
+		}
+		printf(" %8.2f%%", r.lookups ? 100.0 * r.hits / r.lookups : 0.0);
+		if (thresh > 0)
+			printf(" (%4.1f%% routed away)", r.lookups ? 100.0 * r.substituted / r.lookups : 0.0);
+	}
+	printf("\n");
+	return 0;
+}
+
 static int sim_print_table(const char *path, const struct cachesim_trace *t,
-			   const uint32_t *slots, int n, const bool use[CACHE_POLICY_COUNT])
+			   const uint32_t *slots, int n, const bool use[CACHE_POLICY_COUNT],
+			   const float *route, int n_route, const struct cache_pred_params *pred)
 {
 	sim_print_header(path, t, slots, n);
-	for (int k = 0; k < CACHE_POLICY_COUNT; k++) {
-		if (!use[k])
-			continue;
-		printf("%-12s", k == CACHE_POLICY_MIN ? "min (best)" : cache_policy_name(k));
-		for (int j = 0; j < n; j++) {
-			uint64_t hits;
-			struct fm_error err = {0};
-			if (cachesim_run(t, (enum cache_policy_kind)k, slots[j], &hits, &err) < 0) {
-				if (slots[j] < t->max_per_line) {
-					printf(" %9s", "-");
-					continue;
-				}
-				fprintf(stderr, "\nflashmoe cache-sim: %s\n", err.msg);
+	for (int k = 0; k < CACHE_POLICY_COUNT; k++)
+		if (use[k] && sim_print_row(t, slots, n, (enum cache_policy_kind)k, 0, pred))
+			return 1;
+	for (int i = 0; i < n_route; i++)
+		for (int k = 0; k < CACHE_POLICY_MIN; k++)
+			if (use[k] && sim_print_row(t, slots, n, (enum cache_policy_kind)k, route[i], pred))
 				return 1;
-			}
-			printf(" %8.2f%%", t->n_lookups ? 100.0 * hits / t->n_lookups : 0.0);
-		}
-		printf("\n");
-	}
 	printf("(hit rate; '-': fewer slots than the %u experts of one line)\n", t->max_per_line);
 	return 0;
+}
+
+/* "0.1,0.2" -> floats in (0, 1]; the count, or -1. */
+static int sim_parse_floats(const char *s, float *out, int max, float lo, float hi)
+{
+	int n = 0;
+	while (s && *s && n < max) {
+		char *end;
+		double v = strtod(s, &end);
+		if (end == s || !(v >= lo && v <= hi) || (*end != ',' && *end != '\0'))
+			return -1;
+		out[n++] = (float)v;
+		s = *end ? end + 1 : end;
+	}
+	return s && *s ? -1 : n;
 }
 
 static int sim_gen(const struct sim_opts *o)
@@ -233,13 +271,22 @@ int cmd_cache_sim(int argc, char **argv)
 		return 1;
 	}
 	uint32_t slots[SIM_MAX_SIZES];
-	int n = sim_parse_slots(o.slots, &t, slots);
-	int rc = 2;
+	float route[SIM_MAX_SIZES], pv[6];
+	int n = sim_parse_slots(o.slots, &t, slots), rc = 2;
+	int n_route = o.route ? sim_parse_floats(o.route, route, SIM_MAX_SIZES, 1e-6f, 1.0f) : 0;
+	int n_pred = o.pred ? sim_parse_floats(o.pred, pv, 6, 0.0f, 1e6f) : 6;
+	struct cache_pred_params pred = {pv[0], pv[1], pv[2], pv[3], pv[4], pv[5]};
 	if (n <= 0)
 		fprintf(stderr, "flashmoe cache-sim: --slots expects N[,N...] (N > 0, or N%%; at most "
 				"%d sizes), got '%s'\n", SIM_MAX_SIZES, o.slots);
+	else if (n_route < 0 || (n_route > 0 && !t.probs))
+		fprintf(stderr, "flashmoe cache-sim: --route expects thresholds in (0, 1] and a trace "
+				"with router probabilities (v2)\n");
+	else if (o.pred && (n_pred != 6 || !(pv[0] < 1) || !(pv[4] > 0)))
+		fprintf(stderr, "flashmoe cache-sim: --pred expects six numbers D,WU,WS,WN,QMIN,WDIST "
+				"(D < 1, QMIN > 0)\n");
 	else
-		rc = sim_print_table(o.trace, &t, slots, n, use);
+		rc = sim_print_table(o.trace, &t, slots, n, use, route, n_route, o.pred ? &pred : NULL);
 	cachesim_trace_free(&t);
 	return rc;
 }
