@@ -56,8 +56,16 @@ $(O)/libflashmoe.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(O)/flashmoe: $(CLI_OBJ) $(O)/libflashmoe.a
+$(O)/flashmoe: $(CLI_OBJ) $(O)/gen/page_html.o $(O)/libflashmoe.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(CLI_LDLIBS) $(LDLIBS)
+
+# The chat page served at / (src/server/page.html) as bytes in the binary:
+# fm_page_html[] and fm_page_html_len (src/server/page.h), by od and awk.
+$(O)/gen/page_html.c: src/server/page.html tools/embed.sh
+	@mkdir -p $(dir $@)
+	sh tools/embed.sh fm_page_html $< >$@.tmp && mv $@.tmp $@
+$(O)/gen/page_html.o: $(O)/gen/page_html.c
+	$(CC) $(CFLAGS) -c -o $@ $<
 
 $(O)/tests/%: $(O)/tests/%.o $(O)/tests/testutil.o $(O)/libflashmoe.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

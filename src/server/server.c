@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 
 #include "metrics.h"
+#include "page.h"
 
 #define WAIT_MS 100
 
@@ -342,6 +343,25 @@ static bool authorized(struct server *s, struct MHD_Connection *conn, enum metri
 	return str_equal_ct(key ? key : "", s->o.api_key);
 }
 
+/* GET /: the chat page, from the binary's own bytes. The policy keeps it
+ * to itself: inline script and style, requests only to this server. */
+static enum MHD_Result get_page(struct server *s, struct MHD_Connection *conn)
+{
+	atomic_fetch_add(&s->hc.by_status[metrics_status_index(200)], 1);
+	struct MHD_Response *resp = MHD_create_response_from_buffer(
+		fm_page_html_len, (void *)fm_page_html, MHD_RESPMEM_PERSISTENT);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/html; charset=utf-8");
+	MHD_add_response_header(resp, "Content-Security-Policy",
+				"default-src 'none'; script-src 'unsafe-inline'; "
+				"style-src 'unsafe-inline'; connect-src 'self'");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+	enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	return rc;
+}
+
 static enum MHD_Result route(struct server *s, struct MHD_Connection *conn, const char *method,
 			     const char *url, const struct sbuf *body)
 {
@@ -357,8 +377,7 @@ static enum MHD_Result route(struct server *s, struct MHD_Connection *conn, cons
 	case ROUTE_MODELS: return get_models(s, conn);
 	case ROUTE_HEALTH: return simple_json(s, conn, "{\"status\":\"ok\"}");
 	case ROUTE_METRICS: return get_metrics(s, conn);
-	case ROUTE_PAGE:
-		return fail(s, conn, 404, "not_found_error", NULL, "no chat page in this build");
+	case ROUTE_PAGE: return get_page(s, conn);
 	default:
 		break;
 	}
