@@ -16,6 +16,8 @@
 #include "kv.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,6 +51,7 @@ struct kv_cache {
 	size_t bytes_k, bytes_v;
 	uint8_t *k, *v;      /* [n_layer][n_head_kv][n_ctx][kb or vb] */
 	struct fm_mem *mem;
+	float *ref_k, *ref_v; /* kv_compare_enable: f32 copies (outside the budget), else NULL */
 };
 
 /* ---- f32 ---- */
@@ -221,6 +224,130 @@ static int fmt_state_init(const struct kv_format *f, int hd, struct kv_fmt_state
 	return tq_format_for_rate(&st->tq, hd, f->tq_variant, f->tq_bits) ? FM_EUNSUPPORTED : 0;
 }
 
+/* ---- --kv-compare: the cache's attention outputs against f32, per layer ----
+ * A diagnostic (flashmoe perplexity --kv-compare): every cache made while it
+ * is on keeps an f32 copy of its rows (malloc, outside --mem), and every
+ * kv_attend also computes attention on the copy and sums, per attention
+ * layer, the squared errors of the output with the cache's K and V, with its
+ * K only (f32 V), with its V only (f32 K), the squared error of the scaled
+ * scores (the softmax's inputs) and the total variation of the softmax
+ * weights. The output stays the cache's own, so perplexity and KL are the
+ * format's. */
+
+#define KV_CMP_MAX_LAYERS 512
+
+struct kv_cmp_sums {
+	double err_kv, err_k, err_v, ref; /* sum |o - o_ref|^2 ..., sum |o_ref|^2 */
+	double score_err, n_scores;       /* sum (s - s_ref)^2 over scaled scores */
+	double tv, n_rows;                /* sum 0.5 |p - p_ref|_1 over rows */
+};
+
+static struct {
+	int enabled, n_layer;
+	pthread_mutex_t mu;
+	struct kv_cmp_sums layer[KV_CMP_MAX_LAYERS];
+} g_cmp = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static size_t hd_bytes_f32(int hd)
+{
+	return (size_t)hd * sizeof(float);
+}
+
+void kv_compare_enable(void)
+{
+	pthread_mutex_lock(&g_cmp.mu);
+	g_cmp.enabled = 1;
+	pthread_mutex_unlock(&g_cmp.mu);
+}
+
+int kv_compare_enabled(void)
+{
+	pthread_mutex_lock(&g_cmp.mu);
+	int e = g_cmp.enabled;
+	pthread_mutex_unlock(&g_cmp.mu);
+	return e;
+}
+
+static double sq_diff(const float *a, const float *b, int n)
+{
+	double s = 0.0;
+	for (int i = 0; i < n; i++)
+		s += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+	return s;
+}
+
+static void compare_attend(const struct kv_cache *kv, const struct kernels *k, int layer,
+			   const float *q, int n_rep, int n_pos, float scale, float *out,
+			   float *scratch, const uint8_t *krows, const uint8_t *vrows,
+			   const float *ref_k, const float *ref_v)
+{
+	int hd = kv->head_dim;
+	float *p = scratch, *p_ref = p + kv->n_ctx;
+	float *rowbuf = p_ref + kv->n_ctx, *o_ref = rowbuf + 2 * hd, *o_k = o_ref + hd,
+	      *o_v = o_k + hd;
+	struct kv_cmp_sums sum = { 0 };
+	for (int r = 0; r < n_rep; r++) {
+		const float *qr = q + (size_t)r * hd;
+		float *o = out + (size_t)r * hd;
+		kv->fk->score(&kv->sk, k, qr, krows, n_pos, hd, scale, p, rowbuf);
+		k->attn_dot_rows(p_ref, qr, ref_k, n_pos, hd, scale);
+		sum.score_err += sq_diff(p, p_ref, n_pos);
+		sum.n_scores += n_pos;
+		ops_softmax(p, n_pos);
+		ops_softmax(p_ref, n_pos);
+		double tv = 0.0;
+		for (int t = 0; t < n_pos; t++)
+			tv += fabs((double)p[t] - p_ref[t]);
+		sum.tv += tv / 2;
+		sum.n_rows += 1;
+		kv->fv->accumulate(&kv->sv, k, o, p, vrows, n_pos, hd, rowbuf);
+		k->attn_wsum(o_ref, p_ref, ref_v, n_pos, hd);
+		k->attn_wsum(o_k, p, ref_v, n_pos, hd);
+		kv->fv->accumulate(&kv->sv, k, o_v, p_ref, vrows, n_pos, hd, rowbuf);
+		sum.err_kv += sq_diff(o, o_ref, hd);
+		sum.err_k += sq_diff(o_k, o_ref, hd);
+		sum.err_v += sq_diff(o_v, o_ref, hd);
+		for (int i = 0; i < hd; i++)
+			sum.ref += (double)o_ref[i] * o_ref[i];
+	}
+	if (layer >= KV_CMP_MAX_LAYERS)
+		return;
+	pthread_mutex_lock(&g_cmp.mu);
+	struct kv_cmp_sums *l = &g_cmp.layer[layer];
+	l->err_kv += sum.err_kv, l->err_k += sum.err_k, l->err_v += sum.err_v, l->ref += sum.ref;
+	l->score_err += sum.score_err, l->n_scores += sum.n_scores;
+	l->tv += sum.tv, l->n_rows += sum.n_rows;
+	if (layer + 1 > g_cmp.n_layer)
+		g_cmp.n_layer = layer + 1;
+	pthread_mutex_unlock(&g_cmp.mu);
+}
+
+void kv_compare_report(FILE *fp)
+{
+	pthread_mutex_lock(&g_cmp.mu);
+	fprintf(fp, "attention output against an f32 cache, per attention layer "
+		"(relative error = sqrt(sum |o - o_f32|^2 / sum |o_f32|^2)):\n");
+	fprintf(fp, "| layer | rel. error K+V | K only | V only | score RMS error | softmax TV |\n");
+	fprintf(fp, "| --- | --- | --- | --- | --- | --- |\n");
+	struct kv_cmp_sums all = { 0 };
+	for (int i = 0; i < g_cmp.n_layer; i++) {
+		const struct kv_cmp_sums *l = &g_cmp.layer[i];
+		if (!(l->ref > 0) || !(l->n_rows > 0))
+			continue;
+		fprintf(fp, "| %d | %.5f | %.5f | %.5f | %.5f | %.5f |\n", i, sqrt(l->err_kv / l->ref),
+			sqrt(l->err_k / l->ref), sqrt(l->err_v / l->ref),
+			sqrt(l->score_err / l->n_scores), l->tv / l->n_rows);
+		all.err_kv += l->err_kv, all.err_k += l->err_k, all.err_v += l->err_v;
+		all.ref += l->ref, all.score_err += l->score_err, all.n_scores += l->n_scores;
+		all.tv += l->tv, all.n_rows += l->n_rows;
+	}
+	if (all.ref > 0 && all.n_rows > 0)
+		fprintf(fp, "| all | %.5f | %.5f | %.5f | %.5f | %.5f |\n", sqrt(all.err_kv / all.ref),
+			sqrt(all.err_k / all.ref), sqrt(all.err_v / all.ref),
+			sqrt(all.score_err / all.n_scores), all.tv / all.n_rows);
+	pthread_mutex_unlock(&g_cmp.mu);
+}
+
 int kv_type_from_name(const char *name)
 {
 	for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++)
@@ -285,6 +412,15 @@ struct kv_cache *kv_new(int n_layer, int n_head_kv, int head_dim, int n_ctx, enu
 		       per_tok ? left / per_tok : 0);
 		goto fail;
 	}
+	if (kv_compare_enabled()) {
+		kv->ref_k = malloc(rows * hd_bytes_f32(head_dim));
+		kv->ref_v = malloc(rows * hd_bytes_f32(head_dim));
+		if (!kv->ref_k || !kv->ref_v) {
+			fm_err(err, FM_ENOMEM, NULL, FM_NO_OFFSET,
+			       "no memory for the f32 copy of the KV cache that --kv-compare needs");
+			goto fail;
+		}
+	}
 	return kv;
 fail:
 	kv_free(kv);
@@ -297,6 +433,8 @@ void kv_free(struct kv_cache *kv)
 		return;
 	fm_free(kv->mem, kv->k, kv->bytes_k);
 	fm_free(kv->mem, kv->v, kv->bytes_v);
+	free(kv->ref_k);
+	free(kv->ref_v);
 	free(kv);
 }
 
@@ -312,7 +450,10 @@ int kv_n_ctx(const struct kv_cache *kv)
 
 size_t kv_scratch_floats(const struct kv_cache *kv)
 {
-	return (size_t)kv->n_ctx + 2 * (size_t)kv->head_dim; /* scores, a row (TQ prod: 2 hd) */
+	/* scores, a row (TQ prod: 2 hd); --kv-compare: another score row, three outputs */
+	if (kv->ref_k)
+		return 2 * (size_t)kv->n_ctx + 5 * (size_t)kv->head_dim;
+	return (size_t)kv->n_ctx + 2 * (size_t)kv->head_dim;
 }
 
 /* Row index of (layer, head, pos). */
@@ -328,6 +469,10 @@ void kv_store(struct kv_cache *kv, int layer, int pos, const float *k, const flo
 		size_t r = kv_row(kv, layer, h, pos);
 		kv->fk->store(&kv->sk, k + (size_t)h * hd, kv->k + r * kv->kb, hd);
 		kv->fv->store(&kv->sv, v + (size_t)h * hd, kv->v + r * kv->vb, hd);
+		if (kv->ref_k) {
+			memcpy(kv->ref_k + r * hd, k + (size_t)h * hd, hd_bytes_f32(hd));
+			memcpy(kv->ref_v + r * hd, v + (size_t)h * hd, hd_bytes_f32(hd));
+		}
 	}
 }
 
@@ -338,6 +483,11 @@ void kv_attend(const struct kv_cache *kv, const struct kernels *k, int layer, in
 	float *rowbuf = scratch + kv->n_ctx; /* a converted row or rotated query, 2 hd */
 	size_t r0 = kv_row(kv, layer, h, 0);
 	const uint8_t *krows = kv->k + r0 * kv->kb, *vrows = kv->v + r0 * kv->vb;
+	if (kv->ref_k) {
+		compare_attend(kv, k, layer, q, n_rep, n_pos, scale, out, scratch, krows, vrows,
+			       kv->ref_k + r0 * hd, kv->ref_v + r0 * hd);
+		return;
+	}
 	for (int r = 0; r < n_rep; r++) {
 		const float *qr = q + (size_t)r * hd;
 		float *o = out + (size_t)r * hd;

@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "kernels/kernels.h"
 #include "util.h"
@@ -48,5 +49,14 @@ void kv_store(struct kv_cache *kv, int layer, int pos, const float *k, const flo
 size_t kv_scratch_floats(const struct kv_cache *kv);
 void kv_attend(const struct kv_cache *kv, const struct kernels *k, int layer, int h,
 	       const float *q, int n_rep, int n_pos, float scale, float *out, float *scratch);
+
+/* Diagnostics (flashmoe perplexity --kv-compare): caches made after
+ * kv_compare_enable keep an f32 copy of their rows outside the budget, and
+ * kv_attend sums, per attention layer, the error of its outputs against
+ * attention on the copy (K and V, K only, V only), the scores' RMS error and
+ * the softmax weights' total variation; kv_compare_report prints the table. */
+void kv_compare_enable(void);
+int kv_compare_enabled(void);
+void kv_compare_report(FILE *fp);
 
 #endif

@@ -200,7 +200,7 @@ static void test_layout(int d, int bits_hi, int n_hi, int bits_lo)
 		y[i] = cb->centroid[code[i]];
 	}
 	/* the quantizer sees the unit vector y / |y|: its nearest centroids */
-	double ny = sqrt(dot(y, y, d));
+	double ny = sqrt(dot(y, y, d)), uc = 0.0, cc = 0.0;
 	for (int i = 0; i < d; i++) {
 		const struct tq_codebook *cb = i < n_hi ? f.cb_hi : f.cb_lo;
 		double u = y[i] / ny, best = INFINITY;
@@ -209,12 +209,18 @@ static void test_layout(int d, int bits_hi, int n_hi, int bits_lo)
 				best = fabs(u - cb->centroid[k]);
 				code[i] = (unsigned)k;
 			}
-		y[i] = (float)(u * 2.5); /* norm 2.5, exact in f16 */
+		uc += u * cb->centroid[code[i]];
+		cc += (double)cb->centroid[code[i]] * cb->centroid[code[i]];
+		y[i] = (float)(u * 2.5); /* norm 2.5 */
 	}
 	tq_unrotate(&f, y, x);
 	tq_quantize(&f, x, got);
+	/* the stored scale: the least-squares 2.5 <u, c> / <c, c> (tq.h), in half */
+	double scale = 2.5 * uc / cc, got_scale = fm_fp16_to_fp32((uint16_t)(got[0] | got[1] << 8));
+	CHECK(fabs(got_scale - scale) <= 1e-3 * scale, "d=%d %d@%d+%d: scale %.6f, want %.6f", d,
+	      n_hi, bits_hi, bits_lo, got_scale, scale);
 	memset(want, 0, sizeof(want));
-	want[0] = 0x00, want[1] = 0x41; /* 2.5 in IEEE half: 0x4100 */
+	want[0] = got[0], want[1] = got[1];
 	size_t bit = 16;
 	for (int i = 0; i < d; i++) {
 		int b = i < n_hi ? bits_hi : bits_lo;

@@ -27,7 +27,9 @@
  * bytes: 304 KB at Qwen3's vocabulary, so 77 MB per window of 512; --chunks N
  * limits the windows (with --kl-base: the first N windows of the file).
  *
- * Uses only flashmoe.h. Owns no model code; the softmax per row is plain C.
+ * Uses flashmoe.h, and kv.h for --kv-compare (the per-layer attention error
+ * of the KV cache's format against f32, a diagnostic of the cache). Owns no
+ * model code; the softmax per row is plain C.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -37,6 +39,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "../kv.h"
 #include "cli.h"
 
 #define PPL_DEFAULT_CTX 512
@@ -54,12 +57,17 @@ static const char usage_text[] =
 	"  --chunks N        score only the first N windows\n"
 	"  --save-logits F   also write the scored distributions to F (for --kl-base)\n"
 	"  --kl-base F       KL divergence from the distributions in F (made with\n"
-	"                    --save-logits by a base model); windows and tokens come from F\n";
+	"                    --save-logits by a base model); windows and tokens come from F\n"
+	"  --kv-compare      also attend over an f32 copy of the KV cache and print, per\n"
+	"                    attention layer, the relative error of the attention outputs\n"
+	"                    (K and V, K only, V only), the scores' RMS error and the\n"
+	"                    softmax weights' total variation (slower; the copy is outside --mem)\n";
 
 struct ppl_args {
 	struct cli_model_opts mo;
 	const char *text_path, *save_path, *base_path;
 	int max_chunks;
+	int kv_compare;
 };
 
 struct ppl_run {
@@ -114,6 +122,8 @@ static int parse_args(int argc, char **argv, struct ppl_args *a)
 		} else if (!strcmp(s, "--kl-base")) {
 			if (!(a->base_path = cli_next("perplexity", argc, argv, &i)))
 				return -1;
+		} else if (!strcmp(s, "--kv-compare")) {
+			a->kv_compare = 1;
 		} else if (!strcmp(s, "--chunks")) {
 			const char *v = cli_next("perplexity", argc, argv, &i);
 			if (!v || !cli_int("perplexity", s, v, 1, 1 << 24, &a->max_chunks))
@@ -463,6 +473,8 @@ int cmd_perplexity(int argc, char **argv)
 		return pr > 0 ? 0 : 2;
 	struct ppl_run r = { 0 };
 	int rc = 1;
+	if (a.kv_compare)
+		kv_compare_enable();
 	if (!(r.m = cli_open_model("perplexity", &a.mo)))
 		goto out;
 	if (setup(&r, &a) || run_windows(&r))
@@ -474,6 +486,8 @@ int cmd_perplexity(int argc, char **argv)
 	}
 	r.save = NULL;
 	report(&r, a.base_path);
+	if (a.kv_compare)
+		kv_compare_report(stdout);
 	rc = 0;
 out:
 	if (r.save)

@@ -409,16 +409,19 @@ static inline void half_put(uint8_t *p, double v)
 }
 
 /* Codes of y[0, n) at group (cb, bits) into p; returns the residual y - c in
- * r when r is not NULL. */
+ * r when r is not NULL; adds <y, c> to *yc and <c, c> to *cc. */
 static void quantize_group(const struct tq_codebook *cb, const float *y, int n, uint8_t *p,
-			   float *r)
+			   float *r, double *yc, double *cc)
 {
 	for (int i = 0; i < n; i++) {
 		unsigned c = nearest(cb, y[i]);
+		float ci = cb->centroid[c];
 		if (cb->bits)
 			code_put(p, i, cb->bits, c);
 		if (r)
-			r[i] = y[i] - cb->centroid[c];
+			r[i] = y[i] - ci;
+		*yc += (double)y[i] * ci;
+		*cc += (double)ci * ci;
 	}
 }
 
@@ -459,12 +462,17 @@ void tq_quantize(const struct tq_format *f, const float *x, uint8_t *out)
 	for (int i = 0; i < d; i++)
 		y[i] = (float)(x[i] / norm);
 	tq_rotate(f, y, y);
-	half_put(out, norm);
-	quantize_group(f->cb_hi, y, f->n_hi, out + f->off_hi, prod ? r : NULL);
+	double yc = 0.0, cc = 0.0;
+	quantize_group(f->cb_hi, y, f->n_hi, out + f->off_hi, prod ? r : NULL, &yc, &cc);
 	quantize_group(f->cb_lo, y + f->n_hi, d - f->n_hi, out + f->off_lo,
-		       prod ? r + f->n_hi : NULL);
-	if (!prod)
+		       prod ? r + f->n_hi : NULL, &yc, &cc);
+	if (!prod) {
+		/* the least-squares scale of the centroid vector c: the x^ = s P^T c
+		 * nearest x (s = |x| <y, c> / <c, c>), rather than |x| itself */
+		half_put(out, cc > 0.0 && yc > 0.0 ? norm * yc / cc : 0.0);
 		return;
+	}
+	half_put(out, norm);
 	double rr = 0.0;
 	for (int i = 0; i < d; i++)
 		rr += (double)r[i] * r[i];
