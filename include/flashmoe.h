@@ -69,10 +69,14 @@ struct fm_model_params {
 	const char *io;           /* expert I/O: "uring","pread","buffered","mmap"; NULL = auto */
 	bool prefetch;            /* guess the next layer's experts */
 	bool verbose;             /* print the memory split at open */
-	const char *cache_policy; /* expert cache eviction: "lru", "lfu", "arc"; NULL = default */
+	const char *cache_policy; /* expert cache eviction: "lru", "lfu", "arc", "pred"; NULL = default */
 	const char *trace_experts; /* write every routing decision to this file */
 	bool stream;              /* stream experts even when everything would fit */
 	uint64_t cache_bytes;     /* expert cache size when streaming; 0 = what --mem leaves */
+	float cache_routing;      /* cache-aware routing when streaming: a selected expert not in
+				   * the cache whose renormalised weight is below this is
+				   * replaced by the cached one with the closest score; 0 = off
+				   * (changes the output; docs/QUALITY.md has its cost) */
 	const char *kv_type;      /* KV cache format of contexts: "f32", "f16", "q8_0"; NULL = f32 */
 	const char *kv_type_k, *kv_type_v; /* keys' / values' format; NULL = kv_type */
 };

@@ -100,10 +100,17 @@ static int make_store(struct fm_model *fm, struct fm_error *err)
 		if (k < 0 || k == CACHE_POLICY_MIN) {
 			free(layers);
 			return fm_err(err, FM_EINVAL, NULL, FM_NO_OFFSET,
-				      "unknown --cache-policy '%s' (lru, lfu, arc)", p->cache_policy);
+				      "unknown --cache-policy '%s' (lru, lfu, arc, pred)", p->cache_policy);
 		}
 		ep.policy = (enum cache_policy_kind)k;
 	}
+	if (!(p->cache_routing >= 0.0f && p->cache_routing <= 1.0f)) {
+		free(layers);
+		return fm_err(err, FM_EINVAL, NULL, FM_NO_OFFSET,
+			      "--cache-routing %g: expected a router weight in [0, 1]",
+			      (double)p->cache_routing);
+	}
+	ep.route_thresh = p->cache_routing;
 	fm->experts = experts_new(&d, fm->io, &ep, &fm->mem, err);
 	free(layers);
 	if (!fm->experts)

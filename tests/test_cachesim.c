@@ -7,8 +7,12 @@
  * on random and Zipf traces; only compulsory misses when everything fits;
  * the live expert cache (experts.c) hitting exactly as the simulator says
  * for the same trace, policy and size; the trace parser's errors and
- * leniencies; the generator's shape.
+ * leniencies; the generator's shape; pred's hits worked by hand with and
+ * without router probabilities (v2 "#p" lines); cache-aware routing
+ * (cache_route, experts_cache_route, cache-sim's replay) changing an expert
+ * only when it is missing and weighs less than the threshold.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -278,6 +282,160 @@ static void test_generator_skew(void)
 	CHECK(cachesim_gen_write(write_text("x.txt", ""), &bad, &err) == FM_EINVAL, "k > n_expert");
 }
 
+/* pred, by hand (decay 0.97, q = 0.03 * use + now, one layer: every
+ * distance 1). Frequency alone: 0 0 0 1 2 0 keeps the hot 0 (LRU drops it). */
+static void test_pred_by_hand(void)
+{
+	struct cachesim_trace t;
+	struct fm_error err = {0};
+	CHECK(cachesim_trace_load(write_text("pf.txt", "0 0 0\n1 0 0\n2 0 0\n3 0 1\n4 0 2\n5 0 0\n"),
+				  &t, &err) == 0, "load: %s", err.msg);
+	CHECK(sim_hits(&t, CACHE_POLICY_PRED, 2) == 3, "pred keeps the hot expert");
+	CHECK(sim_hits(&t, CACHE_POLICY_LRU, 2) == 2, "LRU drops it");
+	cachesim_trace_free(&t);
+	/* With probabilities: at line 2, q0 = 0.03 * 0.97 + 0.05 = 0.079 and
+	 * q1 = 0.03 * 0.9409 + 0.15 = 0.178, so pred evicts 0 (the later used)
+	 * and line 3 hits 1; without them q0 > q1 and it evicts 1, as LRU does. */
+	const char *hdr = "# flashmoe expert trace v2 n_layer=1 n_expert=3 n_expert_used=1\n";
+	const char *lines[4] = {"0 0 1\n", "1 0 0\n", "2 0 2\n", "3 0 1\n"};
+	const char *probs[4] = {"#p 0 0 200000 700000 100000\n", "#p 1 0 700000 200000 100000\n",
+				"#p 2 0 50000 150000 800000\n", "#p 3 0 200000 700000 100000\n"};
+	char v2[512], v1[512];
+	snprintf(v2, sizeof(v2), "%s", hdr);
+	snprintf(v1, sizeof(v1), "%s", hdr);
+	for (int i = 0; i < 4; i++) {
+		strcat(strcat(v2, probs[i]), lines[i]);
+		strcat(v1, lines[i]);
+	}
+	CHECK(cachesim_trace_load(write_text("pv2.txt", v2), &t, &err) == 0 && t.probs &&
+	      fabsf(t.probs[8] - 0.8f) < 1e-6f, "load v2: %s", err.msg);
+	CHECK(sim_hits(&t, CACHE_POLICY_PRED, 2) == 1, "pred with probabilities");
+	CHECK(sim_hits(&t, CACHE_POLICY_LRU, 2) == 0, "LRU");
+	CHECK(sim_hits(&t, CACHE_POLICY_MIN, 2) == 1, "MIN");
+	cachesim_trace_free(&t);
+	CHECK(cachesim_trace_load(write_text("pv1.txt", v1), &t, &err) == 0 && !t.probs, "load v1");
+	CHECK(sim_hits(&t, CACHE_POLICY_PRED, 2) == 0, "pred without probabilities");
+	cachesim_trace_free(&t);
+	/* "#p" lines that do not match, or cover only some lines */
+	char bad[512];
+	snprintf(bad, sizeof(bad), "%s#p 0 0 1 2 3\n0 0 1\n1 0 0\n", hdr);
+	CHECK(cachesim_trace_load(write_text("pb1.txt", bad), &t, &err) == FM_EFORMAT &&
+	      strstr(err.msg, "1 of the 2"), "partial probabilities: %s", err.msg);
+	snprintf(bad, sizeof(bad), "%s#p 1 0 1 2 3\n0 0 1\n", hdr);
+	CHECK(cachesim_trace_load(write_text("pb2.txt", bad), &t, &err) == FM_EFORMAT,
+	      "probabilities of another token");
+	snprintf(bad, sizeof(bad), "%s#p 0 0 1 2\n0 0 1\n", hdr);
+	CHECK(cachesim_trace_load(write_text("pb3.txt", bad), &t, &err) == FM_EFORMAT,
+	      "too few probabilities");
+	snprintf(bad, sizeof(bad), "%s#p 0 0 1 2 1000001\n0 0 1\n", hdr);
+	CHECK(cachesim_trace_load(write_text("pb4.txt", bad), &t, &err) == FM_EFORMAT,
+	      "a probability above 1e6");
+}
+
+static const float route_p[8] = {0.30f, 0.25f, 0.15f, 0.10f, 0.08f, 0.06f, 0.04f, 0.02f};
+
+static bool route_cached(void *ctx, int32_t e)
+{
+	return (*(const unsigned *)ctx >> e) & 1;
+}
+
+/* top-4 {0,1,2,3} (weights .375 .3125 .1875 .125), cached {1,3,5,6}: at 0.2
+ * only 2 goes (missing and light), to 5 (the best cached unselected); 0 is
+ * missing but heavy, 3 light but cached. */
+static void test_cache_route(void)
+{
+	unsigned cached = 1u << 1 | 1u << 3 | 1u << 5 | 1u << 6, few = 1u << 1 | 1u << 3;
+	int32_t sel[4] = {0, 1, 2, 3};
+	float w[4];
+	CHECK(cache_route(route_p, 8, sel, w, 4, 0.2f, true, route_cached, &cached) == 1, "one");
+	CHECK(sel[0] == 0 && sel[1] == 1 && sel[2] == 5 && sel[3] == 3, "2 -> 5: %d %d %d %d",
+	      sel[0], sel[1], sel[2], sel[3]);
+	CHECK(fabsf(w[2] - 0.06f / 0.71f) < 1e-6f && fabsf(w[0] - 0.30f / 0.71f) < 1e-6f, "renorm");
+	int32_t keep[4] = {0, 1, 2, 3};
+	CHECK(cache_route(route_p, 8, keep, w, 4, 0.1f, true, route_cached, &cached) == 0 &&
+	      keep[2] == 2 && fabsf(w[3] - 0.125f) < 1e-6f, "0.1: nothing below it");
+	CHECK(cache_route(route_p, 8, keep, w, 4, 0.2f, true, route_cached, &few) == 0 &&
+	      keep[2] == 2, "no cached expert to take its place");
+	CHECK(cache_route(route_p, 8, keep, w, 4, 0.0f, true, route_cached, &cached) == 0 &&
+	      keep[2] == 2, "off");
+	CHECK(cache_route(route_p, 8, keep, w, 4, 0.2f, false, route_cached, &cached) == 1 &&
+	      keep[2] == 5 && fabsf(w[2] - 0.06f) < 1e-6f, "unnormalised weights");
+}
+
+/* The same through the live store: experts 1, 3, 5, 6 of layer 0 read,
+ * then the routing of route_p at thresholds 0.2 and 0. */
+static void test_store_route(void)
+{
+	struct experts_layer layers[1];
+	uint64_t at = 4096, part = 4096;
+	for (int p = 0; p < EXPERTS_N_PARTS; p++) {
+		layers[0].part[p] = (struct experts_tensor){at, part, part};
+		at += part * 8;
+	}
+	char file[600];
+	snprintf(file, sizeof(file), "%s/route.bin", t_tmpdir());
+	FILE *f = fopen(file, "wb");
+	CHECK(f && fseek(f, (long)at - 1, SEEK_SET) == 0 && fputc(0, f) == 0, "model file");
+	if (f)
+		fclose(f);
+	for (int on = 0; on < 2; on++) {
+		struct fm_error err = {0};
+		struct io_params ip = {.mode = IO_MODE_PREAD, .queue_depth = 64};
+		struct io_engine *io = io_open(file, &ip, &err);
+		struct experts_desc d = {1, 8, 4, layers};
+		struct experts_params p = {.budget_bytes = 6 * 3 * 4096, .policy = CACHE_POLICY_LFU,
+					   .route_thresh = on ? 0.2f : 0.0f};
+		struct experts *x = io ? experts_new(&d, io, &p, NULL, &err) : NULL;
+		CHECK(x, "store: %s", err.msg);
+		if (!x) {
+			io_close(io);
+			continue;
+		}
+		struct experts_ref refs[8], r;
+		int32_t ids[4] = {1, 3, 5, 6}, sel[4] = {0, 1, 2, 3};
+		float w[4] = {0};
+		CHECK(experts_request(x, 0, ids, 4, refs, &err) == 4, "request: %s", err.msg);
+		while (experts_wait(x, &r, &err) > 0)
+			;
+		experts_release(x);
+		CHECK(experts_cache_route(x, 0, route_p, sel, w, 4, true) == on, "replaced");
+		CHECK(sel[2] == (on ? 5 : 2) && sel[0] == 0 && sel[1] == 1 && sel[3] == 3,
+		      "threshold %s: %d %d %d %d", on ? "0.2" : "off", sel[0], sel[1], sel[2], sel[3]);
+		struct experts_stats st;
+		experts_get_stats(x, &st);
+		CHECK(st.routed_away == (uint64_t)on, "counted");
+		experts_free(x);
+		io_close(io);
+	}
+	remove(file);
+}
+
+/* cache-sim's replay of cache routing: a v2 trace where line 1's light
+ * expert 2 (weight 0.1) is missing while 1 is cached. */
+static void test_sim_route(void)
+{
+	const char *text = "# flashmoe expert trace v2 n_layer=1 n_expert=4 n_expert_used=2\n"
+			   "#p 0 0 500000 400000 50000 50000\n0 0 0 1\n"
+			   "#p 1 0 100000 50000 10000 840000\n1 0 3 0\n"
+			   "#p 2 0 540000 400000 60000 0\n2 0 0 2\n";
+	struct cachesim_trace t;
+	struct fm_error err = {0};
+	CHECK(cachesim_trace_load(write_text("sr.txt", text), &t, &err) == 0, "load: %s", err.msg);
+	struct cachesim_opts o = {CACHE_POLICY_LRU, 3, 0.0f, NULL};
+	struct cachesim_result r;
+	CHECK(cachesim_replay(&t, &o, &r, &err) == 0 && r.hits == 2 && r.substituted == 0,
+	      "off: %llu hits", (unsigned long long)r.hits);
+	o.route_thresh = 0.2f; /* line 2: 2 (0.1, missing) -> 1 (cached: 1 0 3 in the cache) */
+	CHECK(cachesim_replay(&t, &o, &r, &err) == 0 && r.hits == 3 && r.substituted == 1,
+	      "0.2: %llu hits, %llu replaced", (unsigned long long)r.hits,
+	      (unsigned long long)r.substituted);
+	o.route_thresh = 0.05f;
+	CHECK(cachesim_replay(&t, &o, &r, &err) == 0 && r.substituted == 0, "0.05: above it");
+	o.policy = CACHE_POLICY_MIN;
+	CHECK(cachesim_replay(&t, &o, &r, &err) == FM_EINVAL, "not with MIN");
+	cachesim_trace_free(&t);
+}
+
 int main(void)
 {
 	test_textbook();
@@ -287,5 +445,9 @@ int main(void)
 	test_live_matches_sim();
 	test_parser();
 	test_generator_skew();
+	test_pred_by_hand();
+	test_cache_route();
+	test_store_route();
+	test_sim_route();
 	return t_done("test_cachesim");
 }

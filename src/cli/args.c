@@ -190,6 +190,10 @@ int cli_model_opt(const char *cmd, struct cli_model_opts *o, int argc, char **ar
 		if (!(v = cli_next(cmd, argc, argv, i)))
 			return -1;
 		o->mp.cache_policy = v;
+	} else if (!strcmp(a, "--cache-routing")) {
+		if (!(v = cli_next(cmd, argc, argv, i)) ||
+		    !cli_float(cmd, a, v, 0.0, 1.0, &o->mp.cache_routing))
+			return -1;
 	} else if (!strcmp(a, "--trace-experts")) {
 		if (!(v = cli_next(cmd, argc, argv, i)))
 			return -1;

@@ -31,7 +31,7 @@ static const char usage_text[] =
 	"       [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S]\n"
 	"       [-t N] [-c CTX] [--mem SIZE] [--isa ref|avx2|avx512] [--experts-per-token K] [--kv-type|-ctk|-ctv f32|f16|q8_0|tq3.5|...]\n"
 	"       [--io uring|pread|buffered|mmap] [--prefetch on|off] [--stream] [--cache-size SIZE]\n"
-	"       [--cache-policy lru|lfu|arc] [--trace-experts FILE] [--verbose]\n"
+	"       [--cache-policy lru|lfu|arc|pred] [--cache-routing T] [--trace-experts FILE] [--verbose]\n"
 	"  -n N      most tokens per answer (default 512)\n"
 	"  -c CTX    context in tokens for the whole conversation (default: the model's, at most 4096)\n"
 	"  --verbose also one line per turn: the tokens evaluated and those reused from the cache\n"
