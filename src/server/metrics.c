@@ -5,7 +5,8 @@
 
 static const int statuses[METRICS_N_STATUS] = { 200, 400, 401, 404, 405, 413, 429, 500, 503, 0 };
 static const char *const route_names[ROUTE_COUNT] = { "chat_completions", "completions", "models",
-						      "health", "metrics", "page", "other" };
+						      "health", "metrics", "page", "apply_template",
+						      "other" };
 
 int metrics_status_index(int status)
 {

@@ -64,6 +64,11 @@ int oai_stream_events(struct sbuf *out, struct oai_call *c, size_t from, size_t 
  * held); an error event instead when it failed. */
 int oai_stream_end(struct sbuf *out, struct oai_call *c);
 
+/* POST /apply-template: {"prompt": the chat request's rendered prompt}. 0, or
+ * -1 with e filled. */
+int oai_apply_template(const struct oai_env *env, const char *body, size_t len, struct sbuf *out,
+		       struct oai_error *e);
+
 /* GET /v1/models. */
 int oai_models_json(struct sbuf *out, const char *model_id, long long created);
 

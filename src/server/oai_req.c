@@ -409,33 +409,45 @@ static int chat_tools(struct json_object *root, const char **json, struct oai_er
 	return 0;
 }
 
-/* Render the messages with the template; the prompt tokens into c->r. */
-static int chat_prompt(const struct oai_env *env, struct json_object *root, struct oai_call *c,
-		       struct oai_error *e)
+/* The chat request's prompt: its messages (and tools) rendered with the
+ * template, add_generation_prompt on; *tools set when it has tools. */
+static int chat_text(const struct oai_env *env, struct json_object *root, struct sbuf *text,
+		     const char **tools, struct oai_error *e)
 {
 	struct chat_msgs cm = { 0 };
-	struct sbuf text = { 0 };
 	bool think = true;
-	const char *tools = NULL;
 	struct json_object *kw;
+	*tools = NULL;
 	int rc = chat_msgs_parse(root, &cm, e);
 	if (!rc)
-		rc = chat_tools(root, &tools, e);
+		rc = chat_tools(root, tools, e);
 	if (!rc && json_object_object_get_ex(root, "chat_template_kwargs", &kw) &&
 	    json_object_is_type(kw, json_type_object))
 		rc = get_bool(kw, "enable_thinking", &think, e);
 	size_t len = 0;
-	if (!rc && fm_chat_render_tools(env->tmpl, cm.msgs, cm.n, tools, true, think, NULL, 0, &len))
+	if (!rc && fm_chat_render_tools(env->tmpl, cm.msgs, cm.n, *tools, true, think, NULL, 0, &len))
 		rc = bad(e, "messages", "the messages cannot be rendered with the model's '%s' template "
 					"(its rules: a system message only first, a user message "
 					"before the answer, tool-call arguments as JSON objects)", env->tmpl);
-	if (!rc && sbuf_reserve(&text, len))
+	if (!rc && sbuf_reserve(text, len))
 		rc = oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
-	if (!rc && fm_chat_render_tools(env->tmpl, cm.msgs, cm.n, tools, true, think, text.p,
-					text.cap, &len))
+	if (!rc && fm_chat_render_tools(env->tmpl, cm.msgs, cm.n, *tools, true, think, text->p,
+					text->cap, &len))
 		rc = bad(e, "messages", "the messages cannot be rendered");
+	if (!rc)
+		text->n = len;
+	chat_msgs_free(&cm);
+	return rc;
+}
+
+/* Render the messages with the template; the prompt tokens into c->r. */
+static int chat_prompt(const struct oai_env *env, struct json_object *root, struct oai_call *c,
+		       struct oai_error *e)
+{
+	struct sbuf text = { 0 };
+	const char *tools = NULL;
+	int rc = chat_text(env, root, &text, &tools, e);
 	if (!rc) {
-		text.n = len;
 		/* the generation prompt opened <think> (qwen35): output starts as reasoning */
 		const char *open = NULL, *close = NULL;
 		for (const char *p = text.p; (p = strstr(p, "<think>")); p++)
@@ -449,7 +461,6 @@ static int chat_prompt(const struct oai_env *env, struct json_object *root, stru
 	c->r->tools = tools != NULL;
 	c->r->tmpl = env->tmpl;
 	sbuf_free(&text);
-	chat_msgs_free(&cm);
 	return rc;
 }
 
@@ -550,4 +561,39 @@ void oai_call_release(struct oai_call *c)
 {
 	req_unref(c->r);
 	c->r = NULL;
+}
+
+/* POST /apply-template (as llama-server's): the prompt text of a chat request,
+ * {"prompt": TEXT}; nothing is generated. */
+int oai_apply_template(const struct oai_env *env, const char *body, size_t len, struct sbuf *out,
+		       struct oai_error *e)
+{
+	struct json_tokener *tok = json_tokener_new_ex(OAI_JSON_DEPTH);
+	if (!tok)
+		return oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+	struct json_object *root = len <= INT32_MAX ? json_tokener_parse_ex(tok, body, (int)len) : NULL;
+	size_t end = json_tokener_get_parse_end(tok);
+	while (root && end < len && strchr(" \t\r\n", body[end]))
+		end++;
+	struct sbuf text = { 0 };
+	const char *tools;
+	int rc = 0;
+	if (!root || json_tokener_get_error(tok) != json_tokener_success || end != len ||
+	    !json_object_is_type(root, json_type_object))
+		rc = bad(e, NULL, "the body must be a JSON object");
+	if (!rc)
+		rc = chat_text(env, root, &text, &tools, e);
+	if (!rc) {
+		struct json_object *o = json_object_new_object();
+		if (!o || json_object_object_add(o, "prompt", json_object_new_string_len(
+								      text.p, (int)text.n)) ||
+		    sbuf_adds(out, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+								       JSON_C_TO_STRING_NOSLASHESCAPE)))
+			rc = oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+		json_object_put(o);
+	}
+	sbuf_free(&text);
+	json_object_put(root);
+	json_tokener_free(tok);
+	return rc;
 }

@@ -281,6 +281,18 @@ static enum MHD_Result get_models(struct server *s, struct MHD_Connection *conn)
 	return reply_json(s, conn, 200, &b);
 }
 
+static enum MHD_Result apply_template(struct server *s, struct MHD_Connection *conn,
+				      const struct sbuf *body)
+{
+	struct sbuf b = { 0 };
+	struct oai_error e;
+	if (oai_apply_template(s->env, body->p ? body->p : "", body->n, &b, &e)) {
+		sbuf_free(&b);
+		return reply_error(s, conn, &e);
+	}
+	return reply_json(s, conn, 200, &b);
+}
+
 static enum MHD_Result get_metrics(struct server *s, struct MHD_Connection *conn)
 {
 	struct sbuf b = { 0 };
@@ -309,6 +321,7 @@ static const struct route routes[] = {
 	{ "GET", "/v1/health", ROUTE_HEALTH },
 	{ "GET", "/metrics", ROUTE_METRICS },
 	{ "GET", "/", ROUTE_PAGE },
+	{ "POST", "/apply-template", ROUTE_APPLY_TEMPLATE },
 };
 
 /* The route of (method, url); ROUTE_OTHER with *known_path when only the
@@ -378,6 +391,7 @@ static enum MHD_Result route(struct server *s, struct MHD_Connection *conn, cons
 	case ROUTE_HEALTH: return simple_json(s, conn, "{\"status\":\"ok\"}");
 	case ROUTE_METRICS: return get_metrics(s, conn);
 	case ROUTE_PAGE: return get_page(s, conn);
+	case ROUTE_APPLY_TEMPLATE: return apply_template(s, conn, body);
 	default:
 		break;
 	}
