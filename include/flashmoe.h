@@ -67,7 +67,9 @@ struct fm_model_params {
 	const char *isa;          /* "ref", "avx2", "avx512" or NULL = best */
 	int n_expert_used;        /* routed experts per token; 0 = the model's */
 	const char *io;           /* expert I/O: "uring","pread","buffered","mmap"; NULL = auto */
-	bool prefetch;            /* guess the next layer's experts */
+	bool prefetch;            /* guess the next layer's experts while that measures
+				   * faster than not guessing (DESIGN.md, experts.h) */
+	bool prefetch_always;     /* with prefetch: guess on every token, unmeasured */
 	bool verbose;             /* print the memory split at open */
 	const char *cache_policy; /* expert cache eviction: "lru", "lfu", "arc", "pred"; NULL = default */
 	const char *trace_experts; /* write every routing decision to this file */
@@ -321,6 +323,10 @@ struct fm_stats {
 	 * shared expert's gate and up), routed experts (waiting on their reads
 	 * included: io_wait_s), the shared expert's down projection, the head */
 	double attn_s, gdn_s, route_s, experts_s, shared_s, head_s;
+	/* prefetch's measured choice: one-token steps run with and without it,
+	 * and the last probe's mean step time of each (seconds; 0 before one) */
+	uint64_t prefetch_tokens_on, prefetch_tokens_off;
+	double prefetch_probe_on_s, prefetch_probe_off_s;
 };
 FM_API void fm_get_stats(const struct fm_model *m, struct fm_stats *out);
 FM_API void fm_reset_stats(struct fm_model *m);

@@ -174,6 +174,10 @@ static void store_delta(struct fm_model *fm, struct experts_stats *d)
 	d->prefetch_wasted_bytes = now.prefetch_wasted_bytes - was->prefetch_wasted_bytes;
 	d->prefetch_guesses = now.prefetch_guesses - was->prefetch_guesses;
 	d->prefetch_guess_hits = now.prefetch_guess_hits - was->prefetch_guess_hits;
+	d->pf_passes_on = now.pf_passes_on - was->pf_passes_on;
+	d->pf_passes_off = now.pf_passes_off - was->pf_passes_off;
+	d->pf_probe_on_s = now.pf_probe_on_s; /* gauges */
+	d->pf_probe_off_s = now.pf_probe_off_s;
 	*was = now;
 }
 
@@ -214,6 +218,12 @@ static void stats_add(struct fm_stats *st, const struct step_acct *a, int n, int
 	st->prefetch_wasted_bytes += share_u(x->prefetch_wasted_bytes, n, den, before);
 	st->prefetch_guesses += share_u(x->prefetch_guesses, n, den, before);
 	st->prefetch_guess_hits += share_u(x->prefetch_guess_hits, n, den, before);
+	st->prefetch_tokens_on += share_u(x->pf_passes_on, n, den, before);
+	st->prefetch_tokens_off += share_u(x->pf_passes_off, n, den, before);
+	if (x->pf_probe_on_s > 0) {
+		st->prefetch_probe_on_s = x->pf_probe_on_s;
+		st->prefetch_probe_off_s = x->pf_probe_off_s;
+	}
 }
 
 /* Share a finished step out to its contexts and to the model-wide sums

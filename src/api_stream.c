@@ -94,7 +94,8 @@ static int make_store(struct fm_model *fm, struct fm_error *err)
 		budget = p->mem_bytes > used + STREAM_MARGIN_BYTES ? p->mem_bytes - used - STREAM_MARGIN_BYTES : 0;
 	else
 		budget = fm->m.bytes_expert / 4;
-	struct experts_params ep = { .budget_bytes = budget, .policy = CACHE_POLICY_DEFAULT };
+	struct experts_params ep = { .budget_bytes = budget, .policy = CACHE_POLICY_DEFAULT,
+				     .prefetch_auto = !p->prefetch_always };
 	if (p->cache_policy) {
 		int k = cache_policy_from_name(p->cache_policy);
 		if (k < 0 || k == CACHE_POLICY_MIN) {

@@ -30,7 +30,10 @@ struct experts_slot {
 	int32_t layer, expert;      /* -1 when FREE */
 	uint8_t state;
 	uint8_t parts_left;         /* reads still in flight */
-	bool prefetched;            /* read by prefetch, not requested since */
+	bool prefetched;            /* read by prefetch, not requested since: a
+				     * speculative slot, outside the policy */
+	bool spec_io;               /* a prefetch read of it is in flight */
+	bool in_ring;               /* listed in spec_ring */
 	uint16_t pins;
 	int res;                    /* first failure, or 0 */
 	uint64_t err_offset;
@@ -62,6 +65,21 @@ struct experts {
 	uint32_t *free_slots, n_free;
 	struct cache_policy *policy;
 	uint8_t *guessed;               /* [n_layer * n_expert]: prefetch guesses */
+	/* speculation (see "Prefetch" in experts.h) */
+	uint32_t *spec_ring, ring_head, ring_len; /* speculative slots, oldest first */
+	uint32_t n_spec, spec_max;      /* speculative slots now / at most */
+	int spec_parts;                 /* prefetch part reads in flight */
+	int spec_depth;                 /* prefetch experts in flight at most */
+	int32_t *spec_q;                /* guesses not yet started, in order */
+	int spec_q_layer, spec_q_n, spec_q_at;
+	/* whether to prefetch (experts.h: "Whether to prefetch at all") */
+	bool pf_auto, pf_on;            /* measuring / this pass prefetches */
+	bool pf_timed;                  /* this pass has one token */
+	int pf_layer;                   /* the last layer requested in this pass */
+	uint32_t pf_pass;               /* passes since the last decision began */
+	double pf_t0, pf_t1;            /* this pass's first request, last release */
+	double pf_sum[2];               /* pass seconds of the probe, by mode */
+	int pf_cnt[2];
 	bool active;                    /* a request is current */
 	int cur_layer, n_cur, n_pending;
 	int last_layer;                 /* highest layer requested so far (experts_pass_end) */
@@ -184,9 +202,19 @@ static int experts_alloc_tables(struct experts *x, const struct experts_params *
 		return 0;
 	x->table = malloc(n_keys * sizeof(*x->table));
 	x->guessed = calloc(n_keys, 1);
+	x->spec_ring = calloc(x->n_slots, sizeof(*x->spec_ring));
+	x->spec_q = calloc((size_t)x->desc.n_expert, sizeof(*x->spec_q));
+	/* speculation's slots and reads in flight (see experts.h) */
+	x->spec_max = (uint32_t)x->desc.n_expert_used * 2;
+	if (x->spec_max > x->n_slots / 4)
+		x->spec_max = x->n_slots / 4;
+	x->spec_depth = 2;
+	x->pf_auto = p->prefetch_auto;
+	x->pf_on = true;
+	x->pf_layer = -1;
 	x->policy = cache_policy_new_layers(p->policy, x->n_slots, (uint32_t)x->desc.n_layer,
 					    (uint32_t)x->desc.n_expert);
-	if (!x->table || !x->guessed || !x->policy)
+	if (!x->table || !x->guessed || !x->policy || !x->spec_ring || !x->spec_q)
 		return fm_err(err, FM_ENOMEM, NULL, FM_NO_OFFSET, "out of memory");
 	memset(x->table, 0xff, n_keys * sizeof(*x->table));
 	return 0;
@@ -256,6 +284,8 @@ void experts_free(struct experts *x)
 		io_unregister_buffers(x->io);
 	cache_policy_free(x->policy);
 	free(x->guessed);
+	free(x->spec_ring);
+	free(x->spec_q);
 	free(x->table);
 	free(x->entry_of);
 	free(x->cur);
@@ -269,6 +299,8 @@ void experts_free(struct experts *x)
 bool experts_is_resident(const struct experts *x) { return x->resident != NULL; }
 uint32_t experts_n_slots(const struct experts *x) { return x->n_slots; }
 uint64_t experts_slot_bytes(const struct experts *x) { return x->slot_bytes; }
+
+static int experts_spec_pump(struct experts *x);
 
 /* ---- slots ---- */
 
@@ -285,9 +317,11 @@ static void experts_clear_slot(struct experts *x, uint32_t slot)
 	if (s->prefetched) {
 		x->stats.prefetch_wasted++;
 		x->stats.prefetch_wasted_bytes += experts_expert_bytes(x, s->layer);
+		x->n_spec--;
 	}
+	bool in_ring = s->in_ring;
 	x->table[experts_key(x, s->layer, s->expert)] = EXPERTS_NO_SLOT;
-	*s = (struct experts_slot){.layer = -1, .expert = -1};
+	*s = (struct experts_slot){.layer = -1, .expert = -1, .in_ring = in_ring};
 }
 
 /* Empty a slot the policy did not choose (a failed read) and free it. */
@@ -305,12 +339,42 @@ static void experts_unpin(struct experts *x, uint32_t slot)
 		experts_drop_slot(x, slot);
 }
 
-/* A free slot, or the policy's victim among evictable ones; -1 if none. */
-static int64_t experts_take_slot(struct experts *x, uint32_t key)
+/* The oldest speculative slot that may go now (read, unpinned), emptied; -1
+ * if none. Slots no longer speculative leave the ring as they are met. */
+static int64_t experts_take_spec(struct experts *x)
+{
+	for (uint32_t n = x->ring_len; n > 0; n--) {
+		uint32_t v = x->spec_ring[x->ring_head];
+		x->ring_head = (x->ring_head + 1) % x->n_slots;
+		x->ring_len--;
+		struct experts_slot *s = &x->slots[v];
+		if (!s->prefetched) {
+			s->in_ring = false;
+			continue;
+		}
+		if (s->state != SLOT_READY || s->pins) { /* still loading: keep its place */
+			x->spec_ring[(x->ring_head + x->ring_len) % x->n_slots] = v;
+			x->ring_len++;
+			continue;
+		}
+		s->in_ring = false;
+		experts_clear_slot(x, v);
+		return v;
+	}
+	return -1;
+}
+
+/* A slot for key: a free one, else the oldest speculative one, else (for a
+ * demand read, or a prefetch while speculation holds fewer than spec_max
+ * slots) the policy's victim among evictable ones; -1 if none. */
+static int64_t experts_take_slot(struct experts *x, uint32_t key, bool prefetch)
 {
 	if (x->n_free)
 		return x->free_slots[--x->n_free];
-	int64_t v = cache_policy_evict(x->policy, key, experts_slot_evictable, x);
+	int64_t v = experts_take_spec(x);
+	if (v >= 0 || (prefetch && x->n_spec >= x->spec_max))
+		return v;
+	v = cache_policy_evict(x->policy, key, experts_slot_evictable, x);
 	if (v >= 0) {
 		x->stats.evictions++;
 		experts_clear_slot(x, (uint32_t)v);
@@ -326,15 +390,26 @@ static int64_t experts_start_read(struct experts *x, int layer, int e, bool pref
 	if (io_queue_depth(x->io) - io_in_flight(x->io) < EXPERTS_N_PARTS)
 		return -1;
 	uint32_t key = experts_key(x, layer, e);
-	int64_t v = experts_take_slot(x, key);
+	int64_t v = experts_take_slot(x, key, prefetch);
 	if (v < 0)
 		return -1;
 	struct experts_slot *s = &x->slots[v];
 	*s = (struct experts_slot){.layer = layer, .expert = e, .state = SLOT_LOADING,
 				   .parts_left = EXPERTS_N_PARTS, .prefetched = prefetch,
+				   .spec_io = prefetch, .in_ring = s->in_ring,
 				   .pins = prefetch ? 0 : 1};
 	x->table[key] = (int32_t)v;
-	cache_policy_insert(x->policy, (uint32_t)v, key, 0);
+	if (prefetch) { /* the policy meets it when it is first requested */
+		x->n_spec++;
+		x->spec_parts += EXPERTS_N_PARTS;
+		if (!s->in_ring) {
+			x->spec_ring[(x->ring_head + x->ring_len) % x->n_slots] = (uint32_t)v;
+			x->ring_len++;
+			s->in_ring = true;
+		}
+	} else {
+		cache_policy_insert(x->policy, (uint32_t)v, key, 0);
+	}
 	for (int p = 0; p < EXPERTS_N_PARTS; p++) {
 		uint64_t off = experts_part_offset(x, layer, e, p);
 		uint8_t *buf = x->slab + (uint64_t)v * x->slot_bytes + x->part_off[p];
@@ -342,6 +417,7 @@ static int64_t experts_start_read(struct experts *x, int layer, int e, bool pref
 					(uint64_t)v * 4 + (uint64_t)p);
 		if (rc < 0) { /* cannot happen with room checked; fail the slot, not the process */
 			s->parts_left--;
+			x->spec_parts -= prefetch;
 			s->res = s->res ? s->res : rc;
 			s->err_offset = off;
 		}
@@ -367,8 +443,11 @@ static void experts_on_completion(struct experts *x, const struct io_completion 
 		s->err_offset = c->offset;
 	}
 	s->part[part] = c->data;
+	if (s->spec_io)
+		x->spec_parts--;
 	if (--s->parts_left)
 		return;
+	s->spec_io = false;
 	if (s->res == 0) {
 		s->state = SLOT_READY;
 		return;
@@ -456,12 +535,15 @@ static void experts_lookup(struct experts *x, int layer)
 		struct experts_slot *s = &x->slots[slot];
 		x->stats.hits++;
 		x->stats.hits_in_flight += s->state == SLOT_LOADING;
-		if (s->prefetched) {
+		s->pins++;
+		if (s->prefetched) { /* speculation paid: the policy takes it over */
 			x->stats.prefetch_used++;
 			s->prefetched = false;
+			x->n_spec--;
+			cache_policy_insert(x->policy, (uint32_t)slot, key, 0);
+		} else {
+			cache_policy_hit(x->policy, (uint32_t)slot, 0);
 		}
-		s->pins++;
-		cache_policy_hit(x->policy, (uint32_t)slot, 0);
 		x->cur[i].slot = slot;
 	}
 	memset(x->guessed + (size_t)layer * (size_t)x->desc.n_expert, 0, (size_t)x->desc.n_expert);
@@ -485,6 +567,53 @@ static bool experts_start_deferred(struct experts *x)
 	return started;
 }
 
+/* One probe is PF_PROBE passes in this on/off order, then PF_EXPLOIT passes
+ * of the faster mode. */
+#define PF_PROBE 16
+#define PF_EXPLOIT 112
+static const uint8_t pf_probe_order[PF_PROBE] = {1, 0, 0, 1, 0, 1, 1, 0, 1, 0, 0, 1, 0, 1, 1, 0};
+
+/* A request of layer at or below the pass's last one begins a forward pass:
+ * account the one that ended, and choose this one's mode. */
+static void experts_pass_begin(struct experts *x, int layer, int n_ids)
+{
+	if (layer > x->pf_layer && x->pf_layer >= 0) {
+		x->pf_layer = layer;
+		return;
+	}
+	double now = fm_now_s();
+	if (x->pf_layer >= 0 && x->pf_timed) {
+		x->stats.pf_passes_on += x->pf_on;
+		x->stats.pf_passes_off += !x->pf_on;
+		if (x->pf_auto && x->pf_pass < PF_PROBE) {
+			x->pf_sum[x->pf_on] += x->pf_t1 - x->pf_t0;
+			x->pf_cnt[x->pf_on]++;
+		}
+		x->pf_pass++;
+	}
+	x->pf_layer = layer;
+	x->pf_t0 = now;
+	x->pf_timed = n_ids == x->desc.n_expert_used;
+	if (!x->pf_auto)
+		return;
+	if (x->pf_pass == PF_PROBE && x->pf_cnt[0] && x->pf_cnt[1]) {
+		x->stats.pf_probe_on_s = x->pf_sum[1] / x->pf_cnt[1];
+		x->stats.pf_probe_off_s = x->pf_sum[0] / x->pf_cnt[0];
+		x->pf_on = x->stats.pf_probe_on_s < x->stats.pf_probe_off_s;
+	} else if (x->pf_pass >= PF_PROBE + PF_EXPLOIT) {
+		x->pf_pass = 0;
+		x->pf_sum[0] = x->pf_sum[1] = 0;
+		x->pf_cnt[0] = x->pf_cnt[1] = 0;
+	}
+	if (x->pf_pass < PF_PROBE)
+		x->pf_on = pf_probe_order[x->pf_pass];
+}
+
+bool experts_prefetching(const struct experts *x)
+{
+	return !x->resident && x->pf_on;
+}
+
 int experts_request(struct experts *x, int layer, const int32_t *ids, int n,
 		    struct experts_ref *out, struct fm_error *err)
 {
@@ -498,6 +627,8 @@ int experts_request(struct experts *x, int layer, const int32_t *ids, int n,
 	if (!x->resident && (rc = experts_poll(x, false)) < 0)
 		return fm_err(err, rc, io_path(x->io), FM_NO_OFFSET, "io_reap: %s", strerror(-rc));
 	experts_unique(x, ids, n);
+	experts_pass_begin(x, layer, n);
+	x->spec_q_n = x->spec_q_at = 0; /* guesses not started are moot now */
 	x->active = true;
 	x->cur_layer = layer;
 	x->n_pending = 0;
@@ -606,8 +737,11 @@ int experts_done(struct experts *x, int32_t expert)
 	if (j >= x->n_cur || x->cur[j].expert != expert || x->cur[j].state != ENT_HANDED)
 		return FM_EINVAL;
 	x->cur[j].state = ENT_DONE;
-	if (!x->resident)
+	if (!x->resident) {
 		experts_unpin(x, (uint32_t)x->cur[j].slot);
+		if (x->spec_q_at < x->spec_q_n && experts_poll(x, false) == 0)
+			experts_spec_pump(x); /* a failure shows at the next request */
+	}
 	return 0;
 }
 
@@ -615,45 +749,77 @@ void experts_release(struct experts *x)
 {
 	if (!x->active)
 		return;
+	x->pf_t1 = fm_now_s();
 	for (int i = 0; !x->resident && i < x->n_cur; i++)
 		if (x->cur[i].state != ENT_DONE && x->cur[i].slot != EXPERTS_NO_SLOT)
 			experts_unpin(x, (uint32_t)x->cur[i].slot);
 	x->active = false;
 	x->n_cur = 0;
 	x->n_pending = 0;
+	if (!x->resident && x->spec_q_at < x->spec_q_n && experts_poll(x, false) == 0)
+		experts_spec_pump(x);
+}
+
+/* Start queued guesses while speculation may: fewer than spec_depth of its
+ * experts in flight and no demand read in flight or waiting for a slot (a
+ * demand read never queues behind a guess started after it was needed).
+ * Returns how many started, or a negative code of io_flush. */
+static int experts_spec_pump(struct experts *x)
+{
+	int started = 0;
+	if (x->active)
+		for (int i = 0; i < x->n_cur; i++)
+			if (x->cur[i].state == ENT_PENDING)
+				goto flush; /* its read is in flight or waits for a slot */
+	while (x->spec_q_at < x->spec_q_n &&
+	       x->spec_parts < x->spec_depth * EXPERTS_N_PARTS &&
+	       io_in_flight(x->io) == (unsigned)x->spec_parts) {
+		int e = x->spec_q[x->spec_q_at];
+		if (x->table[experts_key(x, x->spec_q_layer, e)] >= 0) {
+			x->spec_q_at++;
+			continue;
+		}
+		if (experts_start_read(x, x->spec_q_layer, e, true) < 0)
+			break;
+		x->spec_q_at++;
+		x->stats.prefetch_issued++;
+		x->stats.prefetch_bytes += experts_expert_bytes(x, x->spec_q_layer);
+		started++;
+	}
+flush:
+	if (started) {
+		int rc = io_flush(x->io);
+		if (rc < 0)
+			return rc;
+	}
+	return started;
 }
 
 int experts_prefetch(struct experts *x, int layer, const int32_t *ids, int n)
 {
 	if (experts_check_ids(x, layer, ids, n, NULL) < 0)
 		return FM_EINVAL;
-	if (x->resident)
+	if (x->resident || !x->pf_on)
 		return 0;
-	int started = 0, rc = experts_poll(x, false);
+	int rc = experts_poll(x, false);
 	if (rc < 0)
 		return rc;
-	/* Never compete with the current request's own misses for slots: its
-	 * deferred reads would evict what the prefetch brings (a prompt batch). */
-	for (int i = 0; x->active && i < x->n_cur; i++)
-		if (x->cur[i].state == ENT_PENDING && x->cur[i].slot == EXPERTS_NO_SLOT)
-			return 0;
+	x->spec_q_layer = layer;
+	x->spec_q_n = x->spec_q_at = 0;
 	for (int i = 0; i < n; i++) {
 		uint32_t key = experts_key(x, layer, ids[i]);
 		if (!x->guessed[key]) {
 			x->guessed[key] = 1;
 			x->stats.prefetch_guesses++;
 		}
-		if (x->table[key] >= 0)
-			continue;
-		if (experts_start_read(x, layer, ids[i], true) < 0)
-			break;
-		x->stats.prefetch_issued++;
-		x->stats.prefetch_bytes += experts_expert_bytes(x, layer);
-		started++;
+		if (x->table[key] < 0 && !(x->guessed[key] & 2)) { /* 2: queued by this call */
+			x->guessed[key] |= 2;
+			x->spec_q[x->spec_q_n++] = ids[i];
+		}
 	}
-	if (started && (rc = io_flush(x->io)) < 0)
-		return rc;
-	return started;
+	for (int i = 0; i < x->spec_q_n; i++)
+		x->guessed[experts_key(x, layer, x->spec_q[i])] = 1;
+	return experts_spec_pump(x);
 }
 
 int experts_drain(struct experts *x)

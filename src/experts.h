@@ -35,12 +35,32 @@
  * FM_EINVAL (the caller held on to pins). The cache must hold at least
  * n_expert_used slots: experts_new refuses a smaller budget, naming the numbers.
  *
- * Prefetch: experts_prefetch(L + 1, guess) starts reads for guessed experts
- * that are not cached, into free or evictable slots only (never waiting,
- * never evicting pinned or in-flight ones), without pinning. A later request
- * that finds one counts it used; one evicted first counts wasted. While the
- * current request still has deferred misses, prefetch starts nothing. The policy
- * sees a prefetched expert as accessed once (like a miss filling a slot).
+ * Prefetch: experts_prefetch(L + 1, guess) queues the guessed experts that
+ * are not cached. A guess is a speculative read, and speculation only uses
+ * what demand leaves idle:
+ *   - a guess starts only while no demand read is in flight or waiting for a
+ *     slot, and at most spec_depth (2) guessed experts are in flight, so a
+ *     demand read queues behind two speculative ones at most; guesses not
+ *     started when their layer is requested are dropped;
+ *   - a guessed expert's slot stays outside the eviction policy until it is
+ *     requested (then it enters the policy as a miss would), and the oldest
+ *     unrequested one is the first slot any read takes, so wrong guesses
+ *     recycle each other's slots instead of evicting what the policy keeps;
+ *     speculation holds at most 2 * n_expert_used slots (and a quarter of
+ *     the cache), and never evicts a pinned or in-flight slot.
+ * A request that finds a guessed expert counts it used; one evicted first
+ * counts wasted.
+ *
+ * Whether to prefetch at all (params.prefetch_auto) is measured, not assumed:
+ * a guess costs bandwidth and slots, and pays only where the disk has idle
+ * time and the guesses are right (next-layer prediction did not pay on the
+ * hardware of several published engines). Forward passes of one token are
+ * timed (from layer 0's request to the last layer's release, so time between
+ * calls does not count); a probe of 16 passes runs 8 with and 8 without
+ * prefetch in the order ABBA BAAB ABBA BAAB (balanced against the cache
+ * warming up during the probe), and the mode with the lower mean pass time
+ * runs the next 112 passes; then the next probe. Passes of several tokens (a
+ * prompt) use the current mode and are not timed.
  *
  * Resident mode (params.resident_base, or an io engine in IO_MODE_MMAP): all
  * experts are addressable in memory; requests return pointers at once (no
@@ -97,6 +117,7 @@ struct experts_params {
 	enum cache_policy_kind policy; /* not CACHE_POLICY_MIN */
 	float route_thresh;            /* cache-aware routing (experts_cache_route); 0 = off */
 	const void *resident_base;     /* non-NULL: file byte X is at resident_base + X */
+	bool prefetch_auto;            /* prefetch only while it measures faster (below) */
 };
 
 /* One expert of a request. part[] is valid when ready, until experts_done /
@@ -125,6 +146,8 @@ struct experts_stats {
 	uint64_t prefetch_wasted;       /* of those, evicted (or failed) unrequested */
 	uint64_t prefetch_bytes, prefetch_wasted_bytes;
 	uint64_t n_slots, slot_bytes, cache_bytes;
+	uint64_t pf_passes_on, pf_passes_off; /* one-token passes run with / without prefetch */
+	double pf_probe_on_s, pf_probe_off_s; /* the last probe's mean pass time of each */
 };
 
 struct experts;
@@ -165,9 +188,12 @@ int experts_done(struct experts *x, int32_t expert);
 /* End the current request: unpin what is still pinned, forget what was not
  * handed out (reads in flight finish into the cache). No-op without one. */
 void experts_release(struct experts *x);
-/* Start reads of the guessed experts of layer that are not cached; returns
- * how many were started (0 when no slot or queue room is free), or FM_EINVAL. */
+/* Queue the guessed experts of layer that are not cached for speculative
+ * reads and start what may start now; returns how many started, or a
+ * negative code. Nothing while experts_prefetching is false. */
 int experts_prefetch(struct experts *x, int layer, const int32_t *ids, int n);
+/* Does this forward pass prefetch? (false: do not compute guesses) */
+bool experts_prefetching(const struct experts *x);
 
 /* One token's routing at layer, for the eviction policy (cache_policy_route:
  * PRED learns from it): the router's probabilities over the layer's experts

@@ -505,9 +505,120 @@ static void test_trace(void)
 	size_t n = fp ? fread(text, 1, sizeof(text) - 1, fp) : 0;
 	if (fp)
 		fclose(fp);
-	const char *want = "# flashmoe expert trace v1 n_layer=2 n_expert=8 n_expert_used=2\n"
+	const char *want = "# flashmoe expert trace v2 n_layer=2 n_expert=8 n_expert_used=2\n"
 			   "0 0 3 7\n0 1 0 5\n";
 	CHECK(n == strlen(want) && !strcmp(text, want), "trace text:\n%s", text);
+}
+
+
+/* Speculation (experts.h "Prefetch"): guesses never start while a demand
+ * read is in flight, at most 2 guessed experts are in flight, and wrong
+ * guesses take at most spec_max slots from the policy (then recycle their
+ * own). */
+static void test_speculation(const struct fake *f)
+{
+	struct io_engine *io = open_io(f, IO_MODE_PREAD);
+	struct fm_mem mem = {0};
+	struct experts *x = new_store(f, io, 12 * slot_bytes_of(f, io), CACHE_POLICY_LRU, &mem);
+	int32_t ids[TOPK] = {0, 1, 2, 3}, guess[8] = {4, 5, 6, 7, 8, 9, 10, 11};
+	for (int l = 0; l < 3; l++)
+		run_layer(x, f, l, ids, TOPK, NULL, 0, false);
+	struct experts_stats s;
+	experts_get_stats(x, &s);
+	CHECK(s.evictions == 0 && s.misses == 12, "filled: %llu evictions",
+	      (unsigned long long)s.evictions);
+	/* 12 slots: speculation may hold min(2 * TOPK, 12 / 4) = 3 of them */
+	for (int round = 0; round < 8; round++) {
+		int n = experts_prefetch(x, 3, guess, 8);
+		CHECK(n >= 0 && n <= 2, "round %d: %d guesses started (at most 2 in flight)", round,
+		      n);
+		CHECK(experts_drain(x) == 0, "drain");
+		experts_get_stats(x, &s);
+		CHECK(s.evictions <= 3, "round %d: guesses evicted %llu kept experts (at most 3)",
+		      round, (unsigned long long)s.evictions);
+		/* forget the guesses (as a new pass does) so they are asked again */
+		int32_t g0 = guess[0];
+		memmove(guess, guess + 1, 7 * sizeof(*guess));
+		guess[7] = g0;
+	}
+	CHECK(s.prefetch_issued > 3, "%llu guesses read", (unsigned long long)s.prefetch_issued);
+	uint64_t hits = s.hits;
+	for (int l = 0; l < 3; l++)
+		run_layer(x, f, l, ids, TOPK, NULL, 0, false);
+	experts_get_stats(x, &s);
+	CHECK(s.hits - hits >= 9, "%llu of the 12 kept experts still cached (at least 9)",
+	      (unsigned long long)(s.hits - hits));
+	/* a demand read in flight: no guess starts until it is done */
+	struct experts_ref refs[MAX_IDS], r;
+	struct fm_error err = {0};
+	int32_t miss[TOPK] = {12, 13, 14, 15};
+	int u = experts_request(x, 1, miss, TOPK, refs, &err);
+	CHECK(u == TOPK, "request: %s", err.msg);
+	uint64_t before = s.prefetch_issued;
+	int32_t g2[2] = {14, 15};
+	CHECK(experts_prefetch(x, 2, g2, 2) == 0, "a guess started beside demand reads");
+	int rc;
+	while ((rc = experts_wait(x, &r, &err)) > 0)
+		experts_done(x, r.expert);
+	CHECK(rc == 0, "wait: %s", err.msg);
+	experts_release(x);
+	CHECK(experts_drain(x) == 0, "drain");
+	experts_get_stats(x, &s);
+	CHECK(s.prefetch_issued == before + 2, "queued guesses started after the demand: %llu",
+	      (unsigned long long)(s.prefetch_issued - before));
+	experts_free(x);
+	io_close(io);
+}
+
+/* prefetch_auto: a probe of 16 one-token passes, 8 with and 8 without
+ * prefetch; then the mode with the lower mean pass time (here: without,
+ * as passes that prefetch are made 3 ms slower). */
+static void test_prefetch_auto(const struct fake *f)
+{
+	struct io_engine *io = open_io(f, IO_MODE_PREAD);
+	struct fm_mem mem = {0};
+	struct experts_desc d = {N_LAYER, N_EXPERT, TOPK, f->layers};
+	struct experts_params p = {.budget_bytes = 8 * slot_bytes_of(f, io),
+				   .policy = CACHE_POLICY_LRU, .prefetch_auto = true};
+	struct fm_error err = {0};
+	struct experts *x = experts_new(&d, io, &p, &mem, &err);
+	CHECK(x, "experts_new: %s", err.msg);
+	struct t_rng rng = {7};
+	int on = 0;
+	for (int pass = 0; pass < 24; pass++) {
+		bool pf = false;
+		for (int l = 0; l < N_LAYER; l++) {
+			int32_t ids[TOPK], g[TOPK];
+			route(&rng, ids, TOPK);
+			route(&rng, g, TOPK);
+			struct experts_ref refs[MAX_IDS], r;
+			int u = experts_request(x, l, ids, TOPK, refs, &err);
+			CHECK(u > 0, "request: %s", err.msg);
+			pf = experts_prefetching(x);
+			for (int i = 0; i < u; i++)
+				if (refs[i].ready)
+					experts_done(x, refs[i].expert);
+			if (pf && l + 1 < N_LAYER)
+				experts_prefetch(x, l + 1, g, TOPK);
+			while (experts_wait(x, &r, &err) > 0)
+				experts_done(x, r.expert);
+			if (pf)
+				usleep(3000);
+			experts_release(x);
+		}
+		on += pf;
+		if (pass == 15)
+			CHECK(on == 8, "probe: %d of 16 passes prefetched", on);
+		if (pass >= 16)
+			CHECK(!pf, "pass %d prefetches after a probe that measured it slower", pass);
+	}
+	struct experts_stats s;
+	experts_get_stats(x, &s);
+	CHECK(s.pf_probe_on_s > s.pf_probe_off_s + 0.002 && s.pf_passes_on == 8,
+	      "probe %.4f s with, %.4f s without; %llu passes on", s.pf_probe_on_s,
+	      s.pf_probe_off_s, (unsigned long long)s.pf_passes_on);
+	experts_free(x);
+	io_close(io);
 }
 
 int main(void)
@@ -529,6 +640,8 @@ int main(void)
 	}
 	test_misuse(&aligned);
 	test_resident_base(&odd);
+	test_speculation(&aligned);
+	test_prefetch_auto(&aligned);
 	test_trace();
 	remove(aligned.path);
 	remove(odd.path);

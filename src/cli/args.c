@@ -175,11 +175,13 @@ int cli_model_opt(const char *cmd, struct cli_model_opts *o, int argc, char **ar
 	} else if (!strcmp(a, "--prefetch")) {
 		if (!(v = cli_next(cmd, argc, argv, i)))
 			return -1;
-		if (strcmp(v, "on") && strcmp(v, "off")) {
-			fprintf(stderr, "flashmoe %s: --prefetch expects on or off, got '%s'\n", cmd, v);
+		if (strcmp(v, "auto") && strcmp(v, "on") && strcmp(v, "off")) {
+			fprintf(stderr, "flashmoe %s: --prefetch expects auto, on or off, got '%s'\n",
+				cmd, v);
 			return -1;
 		}
-		o->mp.prefetch = !strcmp(v, "on");
+		o->mp.prefetch = strcmp(v, "off") != 0;
+		o->mp.prefetch_always = !strcmp(v, "on");
 	} else if (!strcmp(a, "--cache-size")) {
 		if (!(v = cli_next(cmd, argc, argv, i)) || !cli_size(cmd, a, v, &o->mp.cache_bytes))
 			return -1;
@@ -250,7 +252,9 @@ void cli_print_stats(struct fm_model *m)
 	fprintf(stderr,
 		"experts: io %s, cache %llu slots (%.1f MiB); lookups %llu, hits %llu (%.1f%%), misses %llu\n"
 		"         read %.1f MiB in %.3f s busy (%.2f GB/s); waited %.3f s of %.3f s (%.0f%%)\n"
-		"         prefetch: guesses right %.1f%%, reads %llu, used %llu, wasted %.1f MiB\n",
+		"         prefetch: guesses right %.1f%%, reads %llu, used %llu, wasted %.1f MiB\n"
+		"         prefetch on for %llu of %llu one-token steps (last probe: %.1f ms with, "
+		"%.1f ms without)\n",
 		st.io_mode, (unsigned long long)st.cache_slots, st.cache_bytes / 1048576.0,
 		(unsigned long long)st.expert_lookups, (unsigned long long)st.expert_hits,
 		st.expert_lookups ? 100.0 * st.expert_hits / st.expert_lookups : 0.0,
@@ -259,7 +263,9 @@ void cli_print_stats(struct fm_model *m)
 		t > 0 ? 100.0 * st.io_wait_s / t : 0.0,
 		st.prefetch_guesses ? 100.0 * st.prefetch_guess_hits / st.prefetch_guesses : 0.0,
 		(unsigned long long)st.prefetch_issued, (unsigned long long)st.prefetch_used,
-		st.prefetch_wasted_bytes / 1048576.0);
+		st.prefetch_wasted_bytes / 1048576.0, (unsigned long long)st.prefetch_tokens_on,
+		(unsigned long long)(st.prefetch_tokens_on + st.prefetch_tokens_off),
+		st.prefetch_probe_on_s * 1e3, st.prefetch_probe_off_s * 1e3);
 }
 
 #define CLI_DEFAULT_MODEL "brown-moe.gguf"

@@ -30,7 +30,7 @@ static const char usage_text[] =
 	"usage: flashmoe chat -m MODEL [--system TEXT] [--template chatml|qwen3|qwen35] [--think on|off]\n"
 	"       [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S]\n"
 	"       [-t N] [-c CTX] [--mem SIZE] [--isa ref|avx2|avx512] [--experts-per-token K] [--kv-type|-ctk|-ctv f32|f16|q8_0|tq3.5|...]\n"
-	"       [--io uring|pread|buffered|mmap] [--prefetch on|off] [--stream] [--cache-size SIZE]\n"
+	"       [--io uring|pread|buffered|mmap] [--prefetch auto|on|off] [--stream] [--cache-size SIZE]\n"
 	"       [--cache-policy lru|lfu|arc|pred] [--cache-routing T] [--trace-experts FILE] [--verbose]\n"
 	"  -n N      most tokens per answer (default 512)\n"
 	"  -c CTX    context in tokens for the whole conversation (default: the model's, at most 4096)\n"
