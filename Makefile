@@ -70,6 +70,12 @@ $(O)/gen/page_html.o: $(O)/gen/page_html.c
 $(O)/tests/%: $(O)/tests/%.o $(O)/tests/testutil.o $(O)/libflashmoe.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# the server's output path (textout, OpenAI JSON) is tested with its objects
+SERVER_TEST_OBJ := $(addprefix $(O)/src/server/,buf.o req.o textout.o oai_resp.o)
+$(O)/tests/test_server_out: $(O)/tests/test_server_out.o $(O)/tests/testutil.o $(SERVER_TEST_OBJ) \
+		$(O)/libflashmoe.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(O)/tests/testutil.o: tests/testutil.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -c -o $@ $<

@@ -20,6 +20,7 @@
  * the HTTP side sends it at its own pace.
  */
 #include "engine.h"
+#include "textout.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,9 +37,7 @@ struct slot {
 	int32_t next;
 	struct fm_sampler *smp;
 	struct fm_detok *dt;
-	struct fm_chat_parser *parser; /* chat: content / reasoning / tool calls */
-	struct sbuf held;       /* text that may be the start of a stop string */
-	bool stopped;           /* a stop string ended the text */
+	struct textout out;     /* stop strings, chat parser -> the request */
 	double t_used;
 };
 
@@ -64,111 +63,22 @@ struct engine {
 	struct engine_metrics mt;
 };
 
-/* ---- output of a slot ---- */
-
-/* The chat output parser's events as the request's. */
-static void on_chat_event(const struct fm_chat_event *ev, void *user)
-{
-	struct srv_req *r = user;
-	switch (ev->kind) {
-	case FM_CHAT_CONTENT:
-		req_emit(r, REQ_EV_CONTENT, ev->text, ev->len, NULL);
-		break;
-	case FM_CHAT_REASONING:
-		req_emit(r, REQ_EV_REASONING, ev->text, ev->len, NULL);
-		break;
-	case FM_CHAT_TOOL_CALL_BEGIN:
-		req_emit(r, REQ_EV_TOOL_BEGIN, ev->name, strlen(ev->name), ev->id);
-		break;
-	case FM_CHAT_TOOL_CALL_ARGS:
-		req_emit(r, REQ_EV_TOOL_ARGS, ev->text, ev->len, NULL);
-		break;
-	case FM_CHAT_TOOL_CALL_END:
-		req_emit(r, REQ_EV_TOOL_END, "", 0, NULL);
-		break;
-	}
-}
-
-/* Text after stop strings: through the chat parser, or content as it is. */
-static void slot_out(struct slot *s, const char *text, size_t len)
-{
-	if (!len)
-		return;
-	if (s->parser)
-		fm_chat_parser_feed(s->parser, text, len, on_chat_event, s->req);
-	else
-		req_emit(s->req, REQ_EV_CONTENT, text, len, NULL);
-}
-
-/* Longest k < strlen(stop) such that text ends with stop's first k bytes. */
-static size_t stop_overlap(const char *text, size_t n, const char *stop)
-{
-	size_t ls = strlen(stop);
-	for (size_t k = ls - 1 < n ? ls - 1 : n; k > 0; k--)
-		if (!memcmp(text + n - k, stop, k))
-			return k;
-	return 0;
-}
-
-/* Add text to the held text; send what can no longer be part of a stop
- * string. true when a stop string was found (text after it dropped). */
-static bool slot_text(struct slot *s, const char *text, size_t len)
-{
-	struct srv_req *r = s->req;
-	if (!r->n_stop) {
-		slot_out(s, text, len);
-		return false;
-	}
-	if (sbuf_add(&s->held, text, len))
-		return false;
-	size_t cut = SIZE_MAX;
-	for (int i = 0; i < r->n_stop; i++) {
-		const char *p = memmem(s->held.p, s->held.n, r->stop[i], strlen(r->stop[i]));
-		if (p && (size_t)(p - s->held.p) < cut)
-			cut = (size_t)(p - s->held.p);
-	}
-	if (cut != SIZE_MAX) {
-		slot_out(s, s->held.p, cut);
-		s->held.n = 0;
-		s->stopped = true;
-		return true;
-	}
-	size_t keep = 0;
-	for (int i = 0; i < r->n_stop; i++) {
-		size_t k = stop_overlap(s->held.p, s->held.n, r->stop[i]);
-		keep = k > keep ? k : keep;
-	}
-	size_t send = utf8_complete_len(s->held.p, s->held.n - keep);
-	slot_out(s, s->held.p, send);
-	sbuf_consume(&s->held, send);
-	return false;
-}
-
 /* ---- slots ---- */
 
 static void slot_end(struct engine *e, struct slot *s, enum req_finish why, const char *msg)
 {
 	struct srv_req *r = s->req;
-	if ((why == REQ_FINISH_STOP || why == REQ_FINISH_LENGTH) && !s->stopped) {
-		/* the held bytes of an incomplete character, then held text */
+	if (why == REQ_FINISH_STOP || why == REQ_FINISH_LENGTH) {
+		/* the bytes of an incomplete character the decoder still holds */
 		int k = fm_detok_flush(s->dt, e->piece, e->piece_cap);
-		if (k > 0 && slot_text(s, e->piece, (size_t)k))
-			why = REQ_FINISH_STOP;
-		else
-			slot_out(s, s->held.p, s->held.n);
+		why = textout_end(&s->out, why, e->piece, k > 0 ? (size_t)k : 0);
 	}
-	if (s->parser && why != REQ_FINISH_CANCELED && why != REQ_FINISH_ERROR)
-		fm_chat_parser_finish(s->parser, on_chat_event, r);
-	if (why == REQ_FINISH_STOP && r->has_tool_calls)
-		why = REQ_FINISH_TOOL_CALLS;
+	textout_release(&s->out);
 	req_finish(r, why, msg);
 	fm_sampler_free(s->smp);
 	fm_detok_free(s->dt);
-	fm_chat_parser_free(s->parser);
 	s->smp = NULL;
 	s->dt = NULL;
-	s->parser = NULL;
-	s->held.n = 0;
 	s->req = NULL;
 	s->t_used = req_now_s();
 	pthread_mutex_lock(&e->mu);
@@ -223,18 +133,14 @@ static int slot_start(struct engine *e, struct slot *s, struct srv_req *r)
 	s->decoding = false;
 	s->smp = fm_sampler_new(&r->sp, e->n_vocab);
 	s->dt = fm_detok_new(e->tk, true);
-	s->parser = r->chat ? fm_chat_parser_new(r->tmpl, r->in_think, r->tools) : NULL;
-	if (!s->smp || !s->dt || (r->chat && !s->parser)) {
+	if (!s->smp || !s->dt || textout_start(&s->out, r)) {
 		fm_sampler_free(s->smp);
 		fm_detok_free(s->dt);
-		fm_chat_parser_free(s->parser);
+		textout_release(&s->out);
 		s->smp = NULL;
 		s->dt = NULL;
-		s->parser = NULL;
 		return FM_ENOMEM;
 	}
-	s->held.n = 0;
-	s->stopped = false;
 	s->req = r;
 	r->n_cached = kept;
 	return 0;
@@ -279,7 +185,7 @@ static void slot_sample(struct engine *e, struct slot *s)
 		return;
 	}
 	int k = fm_detok_feed(s->dt, tok, e->piece, e->piece_cap);
-	if (k > 0 && slot_text(s, e->piece, (size_t)k)) {
+	if (k > 0 && textout_feed(&s->out, e->piece, (size_t)k)) {
 		slot_end(e, s, REQ_FINISH_STOP, NULL);
 		return;
 	}
@@ -443,7 +349,7 @@ static int slots_new(struct engine *e, struct fm_error *err)
 			return err ? err->code : FM_ENOMEM;
 		s->hist = malloc(n_ctx * sizeof(int32_t));
 		s->logits = malloc((size_t)e->n_vocab * sizeof(float));
-		if (!s->hist || !s->logits || sbuf_reserve(&s->held, 0)) {
+		if (!s->hist || !s->logits) {
 			snprintf(err->msg, sizeof(err->msg), "out of memory");
 			return err->code = FM_ENOMEM;
 		}
@@ -507,7 +413,7 @@ void engine_free(struct engine *e)
 		fm_ctx_free(s->ctx);
 		free(s->hist);
 		free(s->logits);
-		sbuf_free(&s->held);
+		textout_free(&s->out);
 	}
 	free(e->slots);
 	free(e->items);

@@ -557,12 +557,6 @@ int oai_parse(const struct oai_env *env, enum oai_kind kind, const char *body, s
 	return rc;
 }
 
-void oai_call_release(struct oai_call *c)
-{
-	req_unref(c->r);
-	c->r = NULL;
-}
-
 /* POST /apply-template (as llama-server's): the prompt text of a chat request,
  * {"prompt": TEXT}; nothing is generated. */
 int oai_apply_template(const struct oai_env *env, const char *body, size_t len, struct sbuf *out,

@@ -25,6 +25,12 @@ static struct json_object *str_n(const char *s, size_t n)
 	return json_object_new_string_len(s, (int)n);
 }
 
+void oai_call_release(struct oai_call *c)
+{
+	req_unref(c->r);
+	c->r = NULL;
+}
+
 int oai_error_json(struct sbuf *out, const struct oai_error *e)
 {
 	struct json_object *err = json_object_new_object(), *root = json_object_new_object();
