@@ -9,7 +9,8 @@
 #      --mem 64M, so that its experts stream: inside a memory cgroup of 64M
 #      (../shared/bin/memcap) when there is one; the server's peak RSS
 #      (VmHWM) must stay within --mem, and the cgroup must not hit its limit;
-#   4. the tool-call round trip (test_tools.py) when present.
+#   4. the tool-call round trip (test_tools.py: template bytes vs Jinja;
+#      test_tool_request.py: the request side through the openai client).
 # FM_SERVER_BIN picks the binary; FM_SERVER_ASAN=1 (e2e_server_asan.sh: the
 # ASan build) leaves out the memory checks (shadow memory is not the engine's).
 # Exit 0 pass, 1 fail, 77 skip (no venv could be made).
@@ -124,7 +125,7 @@ if [ -n "$SRV" ]; then
 fi
 
 if [ -f tests/server/test_tools.py ]; then
-	start tools -t 1 && { check tools test_tools.py; stopped tools; }
+	start tools -t 1 && { check tools test_tools.py; check tool_request test_tool_request.py; stopped tools; }
 fi
 
 [ $fails -eq 0 ] && echo "e2e_server: all passed" || echo "e2e_server: $fails failed"
