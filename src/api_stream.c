@@ -41,7 +41,10 @@ int api_stream_open(struct fm_model *fm, const char *path, struct fm_error *err)
 			      "unknown --io '%s' (uring, pread, buffered, mmap)", p->io);
 	if (p->io && !strcmp(p->io, "mmap"))
 		return 0;
+	/* token_embd stays on disk when streaming (model_copy_dense), unless tied */
 	uint64_t dense = m->bytes_dense + m->f32_copies_bytes;
+	if (m->w.output.data != m->w.tok_embd.data)
+		dense -= m->w.tok_embd.row_bytes * (uint64_t)m->w.tok_embd.n_rows;
 	/* what is resident already: the tokenizer (tens of MiB for a 150K
 	 * vocabulary), code, libraries; the weights are only mapped so far */
 	uint64_t base = rss_bytes();

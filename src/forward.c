@@ -212,13 +212,18 @@ void fwd_free(struct fwd *f)
 }
 
 /* The rows [t0, t0 + n) of h: the embeddings of tokens. */
-static void embed(struct fwd *f, const int32_t *tokens, int n, int t0)
+static int embed(struct fwd *f, const int32_t *tokens, int n, int t0, struct fm_error *err)
 {
 	const struct qmat *e = &f->m->w.tok_embd;
-	for (int t = 0; t < n; t++)
-		f->k->fmt[e->type].dequantize(e->data + (size_t)tokens[t] * e->row_bytes,
-					      f->h + (size_t)(t0 + t) * f->hp->n_embd,
+	for (int t = 0; t < n; t++) {
+		const uint8_t *row;
+		int rc = model_embd_row((struct model *)f->m, tokens[t], &row, err);
+		if (rc)
+			return rc;
+		f->k->fmt[e->type].dequantize(row, f->h + (size_t)(t0 + t) * f->hp->n_embd,
 					      (size_t)f->hp->n_embd);
+	}
+	return 0;
 }
 
 void rmsnorm_rows(float *y, const float *x, const float *w, int n, int n_tok, float eps)
@@ -296,8 +301,9 @@ int fwd_batch(struct fwd *f, const int32_t *tokens, int n, int pos0, float *logi
 		return rc;
 	f->segs[0] = (struct fwd_seg){ f->st, 0, n, pos0 };
 	f->n_segs = 1;
-	embed(f, tokens, n, 0);
-	rc = run_layers(f, n, err);
+	rc = embed(f, tokens, n, 0, err);
+	if (!rc)
+		rc = run_layers(f, n, err);
 	if (rc)
 		return rc;
 	double t0 = fm_now_s();
@@ -338,6 +344,7 @@ static void step_logits(struct fwd *f, const struct fwd_item *items, int n_items
 		} else {
 			stage_bytes = (size_t)rows * nv * sizeof(float);
 			stage = fm_alloc(f->mem, stage_bytes);
+			stage_bytes = stage ? stage_bytes : 0;
 		}
 	}
 	int group = strided || stage ? rows : 1;
@@ -383,9 +390,11 @@ int fwd_step(struct fwd *f, const struct fwd_item *items, int n_items, struct fm
 		n += it->n;
 	}
 	f->n_segs = n_items;
-	for (int i = 0; i < n_items; i++)
-		embed(f, items[i].tokens, items[i].n, f->segs[i].t0);
-	int rc = run_layers(f, n, err);
+	int rc = 0;
+	for (int i = 0; !rc && i < n_items; i++)
+		rc = embed(f, items[i].tokens, items[i].n, f->segs[i].t0, err);
+	if (!rc)
+		rc = run_layers(f, n, err);
 	if (rc)
 		return rc;
 	double t0 = fm_now_s();

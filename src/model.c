@@ -585,6 +585,12 @@ void model_unload(struct model *m)
 	if (!m)
 		return;
 	fm_free(m->mem, m->f32_copies, m->f32_copies_bytes);
+	if (m->embd_raw) {
+		close(m->embd_fd);
+		fm_free(m->mem, m->embd_raw, m->embd_raw_bytes);
+		m->embd_raw = m->embd_buf = NULL;
+		m->embd_fd = -1;
+	}
 	for (int i = 0; m->copies && i < m->n_copies; i++)
 		fm_free(m->mem, m->copies[i].p, m->copies[i].bytes);
 	free(m->copies);
@@ -659,6 +665,56 @@ static int copy_one(struct model *m, struct dense_reader *r, const uint8_t *map_
 	return 0;
 }
 
+/* Leave token_embd in the file: a descriptor of its own (r's kind) and a
+ * buffer for one row's aligned span (model_embd_row). */
+static int embd_on_disk(struct model *m, const struct dense_reader *r, const uint8_t *map_base,
+			struct fm_error *err)
+{
+	const struct qmat *e = &m->w.tok_embd;
+	m->embd_fd = open(r->path, O_RDONLY | O_CLOEXEC | (r->direct ? O_DIRECT : 0));
+	if (m->embd_fd < 0)
+		return fm_err(err, -errno, r->path, FM_NO_OFFSET, "%s", strerror(errno));
+	m->embd_direct = r->direct;
+	m->embd_off = (uint64_t)(e->data - map_base);
+	m->embd_raw_bytes = (e->row_bytes + 4095) / 4096 * 4096 + 2 * 4096;
+	m->embd_raw = fm_alloc(m->mem, m->embd_raw_bytes);
+	if (!m->embd_raw) {
+		close(m->embd_fd);
+		m->embd_fd = -1;
+		return fm_err(err, FM_ENOMEM, r->path, m->embd_off,
+			      "--mem budget too small for one embedding row");
+	}
+	m->embd_buf = (uint8_t *)(((uintptr_t)m->embd_raw + 4095) & ~(uintptr_t)4095);
+	return 0;
+}
+
+int model_embd_row(struct model *m, int32_t tok, const uint8_t **row, struct fm_error *err)
+{
+	const struct qmat *e = &m->w.tok_embd;
+	if (!m->embd_raw) {
+		*row = e->data + (size_t)tok * e->row_bytes;
+		return 0;
+	}
+	uint64_t off = m->embd_off + (uint64_t)tok * e->row_bytes;
+	uint64_t a0 = m->embd_direct ? off & ~(uint64_t)4095 : off;
+	size_t lead = (size_t)(off - a0), want = lead + e->row_bytes;
+	size_t req = m->embd_direct ? (want + 4095) & ~(size_t)4095 : want;
+	for (int attempt = 0;; attempt++) {
+		ssize_t got = pread(m->embd_fd, m->embd_buf, req, (off_t)a0);
+		if (got >= (ssize_t)want)
+			break;
+		if ((got < 0 && errno == EINTR) || attempt == 0)
+			continue; /* retried once, as the expert reads are */
+		return fm_err(err, got < 0 ? -errno : FM_EIO, gguf_path(m->file), off,
+			      "reading the embedding row of token %d: %s", tok,
+			      got < 0 ? strerror(errno) : "unexpected end of file");
+	}
+	if (!m->embd_direct)
+		posix_fadvise(m->embd_fd, (off_t)a0, (off_t)req, POSIX_FADV_DONTNEED);
+	*row = m->embd_buf + lead;
+	return 0;
+}
+
 /* Whether a norm vector points into the file mapping (not an f32 copy). */
 static bool in_mapping(const struct model *m, const float *v)
 {
@@ -703,6 +759,10 @@ int model_copy_dense(struct model *m, struct fm_error *err)
 				struct qmat *q = slot;
 				if (tied && q == &w->output)
 					continue;
+				if (!tied && q == &w->tok_embd) {
+					rc = embd_on_disk(m, &r, base, err);
+					continue;
+				}
 				rc = copy_one(m, &r, base, &q->data, qmat_bytes(q), err);
 				continue;
 			}

@@ -107,6 +107,14 @@ struct model {
 	struct { uint8_t *p; size_t bytes; } *copies; /* dense tensors copied out */
 	int n_copies;
 	uint64_t dense_copied;
+	/* streaming mode, untied embeddings: token_embd stays on disk and each
+	 * token's row is read when embedded (one row per token is all a forward
+	 * pass uses; its megabytes go to the expert cache instead) */
+	int embd_fd;                  /* -1 when the rows are in memory */
+	bool embd_direct;             /* embd_fd is O_DIRECT */
+	uint64_t embd_off;            /* file offset of row 0 */
+	uint8_t *embd_raw, *embd_buf; /* the read buffer, and it 4096-aligned */
+	size_t embd_raw_bytes;
 };
 
 /* Read hyperparameters and bind tensors of an open GGUF file. n_expert_used
@@ -118,5 +126,9 @@ void model_unload(struct model *m);
  * memory (pread + POSIX_FADV_DONTNEED), so the page cache holds no second,
  * uncounted copy and the mapping is never touched again for them. */
 int model_copy_dense(struct model *m, struct fm_error *err);
+/* *row = the bytes of token tok's embedding row (valid until the next call;
+ * one caller at a time); 0 or a negative code (a failed read names the file
+ * and offset). */
+int model_embd_row(struct model *m, int32_t tok, const uint8_t **row, struct fm_error *err);
 
 #endif
