@@ -29,18 +29,27 @@ struct kv_fmt_state {
 	struct tq_format tq;
 };
 
+/* Positions converted or scored at a time, and query heads scored together
+ * (the n_rep heads of a KV head: 8 in Qwen3-30B-A3B): a chunk of rows is read
+ * once from memory and then stays in L1/L2 for every query of the group. */
+#define KV_CHUNK 64
+#define KV_QGROUP KERNEL_MAX_NY
+
 struct kv_format {
 	const char *name;
 	double tq_bits;                   /* TurboQuant: bits per value; 0: not TQ */
 	enum tq_variant tq_variant;
 	size_t (*row_bytes)(const struct kv_fmt_state *s, int hd); /* 0: hd not supported */
 	void (*store)(const struct kv_fmt_state *s, const float *x, uint8_t *dst, int hd);
-	/* out[t] = scale * q . row_t, t < n; rowbuf: 2 hd floats of scratch */
-	void (*score)(const struct kv_fmt_state *s, const struct kernels *k, const float *q,
-		      const uint8_t *rows, int n, int hd, float scale, float *out, float *rowbuf);
-	/* o = sum_t p[t] row_t, t < n (o overwritten) */
-	void (*accumulate)(const struct kv_fmt_state *s, const struct kernels *k, float *o,
-			   const float *p, const uint8_t *rows, int n, int hd, float *rowbuf);
+	/* out[r * ld + t] = scale * q_r . row_t for r < nq <= KV_QGROUP, t < n;
+	 * q: nq rows of hd; work: kv_work_floats(hd) floats */
+	void (*score)(const struct kv_fmt_state *s, const struct kernels *k, const float *q, int nq,
+		      const uint8_t *rows, int n, int hd, float scale, float *out, size_t ld,
+		      float *work);
+	/* o_r = sum_t p[r * ld + t] row_t, r < nq (o: nq rows of hd, overwritten) */
+	void (*accumulate)(const struct kv_fmt_state *s, const struct kernels *k, float *o, int nq,
+			   const float *p, size_t ld, const uint8_t *rows, int n, int hd,
+			   float *work);
 };
 
 struct kv_cache {
@@ -53,6 +62,20 @@ struct kv_cache {
 	struct fm_mem *mem;
 	float *ref_k, *ref_v; /* kv_compare_enable: f32 copies (outside the budget), else NULL */
 };
+
+/* Scratch of a format's score / accumulate: a chunk of rows as floats, and per
+ * query a rotated query (2 hd, TQ prod) and an accumulator (2 hd). */
+static size_t kv_work_floats(int hd)
+{
+	return (size_t)(KV_CHUNK + 4 * KV_QGROUP + 1) * hd + KV_QGROUP;
+}
+
+/* o_r += tmp over a chunk's partial sums */
+static void add_rows(float *o, const float *x, int hd)
+{
+	for (int i = 0; i < hd; i++)
+		o[i] += x[i];
+}
 
 /* ---- f32 ---- */
 
@@ -68,18 +91,26 @@ static void f32_store(const struct kv_fmt_state *st, const float *x, uint8_t *ds
 	memcpy(dst, x, (size_t)hd * sizeof(float));
 }
 
-static void f32_score(const struct kv_fmt_state *st, const struct kernels *k, const float *q, const uint8_t *rows, int n, int hd,
-		      float scale, float *out, float *rowbuf)
+static void f32_score(const struct kv_fmt_state *st, const struct kernels *k, const float *q,
+		      int nq, const uint8_t *rows, int n, int hd, float scale, float *out,
+		      size_t ld, float *work)
 {
-	(void)st, (void)rowbuf;
-	k->attn_dot_rows(out, q, (const float *)rows, n, hd, scale);
+	(void)st, (void)work;
+	for (int t0 = 0; t0 < n; t0 += KV_CHUNK) {
+		int c = n - t0 < KV_CHUNK ? n - t0 : KV_CHUNK;
+		const float *chunk = (const float *)rows + (size_t)t0 * hd;
+		for (int r = 0; r < nq; r++)
+			k->attn_dot_rows(out + r * ld + t0, q + (size_t)r * hd, chunk, c, hd, scale);
+	}
 }
 
-static void f32_accumulate(const struct kv_fmt_state *st, const struct kernels *k, float *o, const float *p, const uint8_t *rows,
-			   int n, int hd, float *rowbuf)
+static void f32_accumulate(const struct kv_fmt_state *st, const struct kernels *k, float *o,
+			   int nq, const float *p, size_t ld, const uint8_t *rows, int n, int hd,
+			   float *work)
 {
-	(void)st, (void)rowbuf;
-	k->attn_wsum(o, p, (const float *)rows, n, hd);
+	(void)st, (void)work;
+	for (int r = 0; r < nq; r++)
+		k->attn_wsum(o + (size_t)r * hd, p + r * ld, (const float *)rows, n, hd);
 }
 
 /* ---- f16 ---- */
@@ -98,29 +129,36 @@ static void f16_store(const struct kv_fmt_state *st, const float *x, uint8_t *ds
 		d[i] = fm_fp32_to_fp16(x[i]);
 }
 
-static const float *f16_row(const uint8_t *row, int hd, float *buf)
+/* Each row read once for all nq queries: the F16 weight kernel's vec_dot
+ * (a half row against nq float rows). */
+static void f16_score(const struct kv_fmt_state *st, const struct kernels *k, const float *q,
+		      int nq, const uint8_t *rows, int n, int hd, float scale, float *out,
+		      size_t ld, float *work)
 {
-	const uint16_t *s = (const uint16_t *)row;
-	for (int i = 0; i < hd; i++)
-		buf[i] = fm_fp16_to_fp32(s[i]);
-	return buf;
+	(void)st;
+	vec_dot_fn dot = k->fmt[GGML_TYPE_F16].vec_dot;
+	size_t rb = (size_t)hd * sizeof(uint16_t);
+	for (int t = 0; t < n; t++) {
+		dot((size_t)hd, rows + (size_t)t * rb, q, (size_t)hd * sizeof(float), nq, work);
+		for (int r = 0; r < nq; r++)
+			out[r * ld + t] = work[r] * scale;
+	}
 }
 
-static void f16_score(const struct kv_fmt_state *st, const struct kernels *k, const float *q, const uint8_t *rows, int n, int hd,
-		      float scale, float *out, float *rowbuf)
+static void f16_accumulate(const struct kv_fmt_state *st, const struct kernels *k, float *o,
+			   int nq, const float *p, size_t ld, const uint8_t *rows, int n, int hd,
+			   float *work)
 {
-	(void)st, (void)k;
-	for (int t = 0; t < n; t++)
-		out[t] = ops_dot(q, f16_row(rows + (size_t)t * hd * sizeof(uint16_t), hd, rowbuf), hd) * scale;
-}
-
-static void f16_accumulate(const struct kv_fmt_state *st, const struct kernels *k, float *o, const float *p, const uint8_t *rows,
-			   int n, int hd, float *rowbuf)
-{
-	(void)st, (void)k;
-	memset(o, 0, (size_t)hd * sizeof(float));
-	for (int t = 0; t < n; t++)
-		ops_axpy(o, p[t], f16_row(rows + (size_t)t * hd * sizeof(uint16_t), hd, rowbuf), hd);
+	(void)st;
+	memset(o, 0, (size_t)nq * hd * sizeof(float));
+	for (int t0 = 0; t0 < n; t0 += KV_CHUNK) {
+		int c = n - t0 < KV_CHUNK ? n - t0 : KV_CHUNK;
+		const uint16_t *chunk = (const uint16_t *)rows + (size_t)t0 * hd;
+		for (int r = 0; r < nq; r++) {
+			k->attn_wsum_f16(work, p + r * ld + t0, chunk, c, hd);
+			add_rows(o + (size_t)r * hd, work, hd);
+		}
+	}
 }
 
 /* ---- q8_0: ggml's Q8_0 block, through the weight format's own kernels ---- */
@@ -142,26 +180,38 @@ static void q8_store(const struct kv_fmt_state *st, const float *x, uint8_t *dst
 	q8_fmt()->quantize(x, dst, (size_t)hd);
 }
 
+/* As llama.cpp scores a Q8_0 cache: the queries rounded to Q8_0 once, then
+ * the weight kernel's int8 vec_dot, each row read once for all nq queries. */
 static void q8_score(const struct kv_fmt_state *st, const struct kernels *k, const float *q,
-		     const uint8_t *rows, int n, int hd, float scale, float *out, float *rowbuf)
+		     int nq, const uint8_t *rows, int n, int hd, float scale, float *out,
+		     size_t ld, float *work)
 {
-	(void)k;
 	size_t rb = q8_bytes(st, hd);
+	uint8_t *qq = (uint8_t *)(work + KV_QGROUP);
+	for (int r = 0; r < nq; r++)
+		k->quantize_act[GGML_TYPE_Q8_0](q + (size_t)r * hd, qq + r * rb, (size_t)hd);
+	vec_dot_fn dot = k->fmt[GGML_TYPE_Q8_0].vec_dot;
 	for (int t = 0; t < n; t++) {
-		q8_fmt()->dequantize(rows + (size_t)t * rb, rowbuf, (size_t)hd);
-		out[t] = ops_dot(q, rowbuf, hd) * scale;
+		dot((size_t)hd, rows + (size_t)t * rb, qq, rb, nq, work);
+		for (int r = 0; r < nq; r++)
+			out[r * ld + t] = work[r] * scale;
 	}
 }
 
 static void q8_accumulate(const struct kv_fmt_state *st, const struct kernels *k, float *o,
-			  const float *p, const uint8_t *rows, int n, int hd, float *rowbuf)
+			  int nq, const float *p, size_t ld, const uint8_t *rows, int n, int hd,
+			  float *work)
 {
-	(void)k;
 	size_t rb = q8_bytes(st, hd);
-	memset(o, 0, (size_t)hd * sizeof(float));
-	for (int t = 0; t < n; t++) {
-		q8_fmt()->dequantize(rows + (size_t)t * rb, rowbuf, (size_t)hd);
-		ops_axpy(o, p[t], rowbuf, hd);
+	float *tmp = work, *chunk = work + hd;
+	memset(o, 0, (size_t)nq * hd * sizeof(float));
+	for (int t0 = 0; t0 < n; t0 += KV_CHUNK) {
+		int c = n - t0 < KV_CHUNK ? n - t0 : KV_CHUNK;
+		q8_fmt()->dequantize(rows + (size_t)t0 * rb, chunk, (size_t)c * hd);
+		for (int r = 0; r < nq; r++) {
+			k->attn_wsum(tmp, p + r * ld + t0, chunk, c, hd);
+			add_rows(o + (size_t)r * hd, tmp, hd);
+		}
 	}
 }
 
@@ -178,23 +228,40 @@ static void tq_store(const struct kv_fmt_state *st, const float *x, uint8_t *dst
 	tq_quantize(&st->tq, x, dst);
 }
 
+/* Each query rotated once; then chunk by chunk, every query against the
+ * chunk's codes while they are in L1. */
 static void tq_kv_score(const struct kv_fmt_state *st, const struct kernels *k, const float *q,
-			const uint8_t *rows, int n, int hd, float scale, float *out, float *rowbuf)
+			int nq, const uint8_t *rows, int n, int hd, float scale, float *out,
+			size_t ld, float *work)
 {
-	tq_rotate_query(&st->tq, q, rowbuf); /* once per query head */
-	k->tq_score(&st->tq, rowbuf, rows, n, tq_bytes_per_vector(&st->tq), out);
-	for (int t = 0; t < n; t++)
-		out[t] *= scale;
-	(void)hd;
+	size_t qf = tq_query_floats(&st->tq), rb = tq_bytes_per_vector(&st->tq);
+	for (int r = 0; r < nq; r++)
+		tq_rotate_query(&st->tq, q + (size_t)r * hd, work + r * qf);
+	for (int t0 = 0; t0 < n; t0 += KV_CHUNK) {
+		int c = n - t0 < KV_CHUNK ? n - t0 : KV_CHUNK;
+		for (int r = 0; r < nq; r++)
+			k->tq_score(&st->tq, work + r * qf, rows + (size_t)t0 * rb, c, rb,
+				    out + r * ld + t0);
+	}
+	for (int r = 0; r < nq; r++)
+		for (int t = 0; t < n; t++)
+			out[r * ld + t] *= scale;
 }
 
 static void tq_kv_accumulate(const struct kv_fmt_state *st, const struct kernels *k, float *o,
-			     const float *p, const uint8_t *rows, int n, int hd, float *rowbuf)
+			     int nq, const float *p, size_t ld, const uint8_t *rows, int n, int hd,
+			     float *work)
 {
-	memset(rowbuf, 0, tq_query_floats(&st->tq) * sizeof(float));
-	k->tq_accumulate(&st->tq, p, rows, n, tq_bytes_per_vector(&st->tq), rowbuf);
-	tq_accumulate_finish(&st->tq, rowbuf, o); /* rotated back once per head */
-	(void)hd;
+	size_t qf = tq_query_floats(&st->tq), rb = tq_bytes_per_vector(&st->tq);
+	memset(work, 0, (size_t)nq * qf * sizeof(float));
+	for (int t0 = 0; t0 < n; t0 += KV_CHUNK) {
+		int c = n - t0 < KV_CHUNK ? n - t0 : KV_CHUNK;
+		for (int r = 0; r < nq; r++)
+			k->tq_accumulate(&st->tq, p + r * ld + t0, rows + (size_t)t0 * rb, c, rb,
+					 work + r * qf);
+	}
+	for (int r = 0; r < nq; r++) /* rotated back once per query head */
+		tq_accumulate_finish(&st->tq, work + r * qf, o + (size_t)r * hd);
 }
 
 #define TQ_FMT(name, bits, var) \
@@ -282,14 +349,14 @@ static void compare_attend(const struct kv_cache *kv, const struct kernels *k, i
 			   const float *ref_k, const float *ref_v)
 {
 	int hd = kv->head_dim;
-	float *p = scratch, *p_ref = p + kv->n_ctx;
-	float *rowbuf = p_ref + kv->n_ctx, *o_ref = rowbuf + 2 * hd, *o_k = o_ref + hd,
-	      *o_v = o_k + hd;
+	size_t ld = (size_t)kv->n_ctx;
+	float *p = scratch, *work = p + KV_QGROUP * ld, *p_ref = work + kv_work_floats(hd);
+	float *o_ref = p_ref + ld, *o_k = o_ref + hd, *o_v = o_k + hd;
 	struct kv_cmp_sums sum = { 0 };
 	for (int r = 0; r < n_rep; r++) {
 		const float *qr = q + (size_t)r * hd;
 		float *o = out + (size_t)r * hd;
-		kv->fk->score(&kv->sk, k, qr, krows, n_pos, hd, scale, p, rowbuf);
+		kv->fk->score(&kv->sk, k, qr, 1, krows, n_pos, hd, scale, p, ld, work);
 		k->attn_dot_rows(p_ref, qr, ref_k, n_pos, hd, scale);
 		sum.score_err += sq_diff(p, p_ref, n_pos);
 		sum.n_scores += n_pos;
@@ -300,10 +367,10 @@ static void compare_attend(const struct kv_cache *kv, const struct kernels *k, i
 			tv += fabs((double)p[t] - p_ref[t]);
 		sum.tv += tv / 2;
 		sum.n_rows += 1;
-		kv->fv->accumulate(&kv->sv, k, o, p, vrows, n_pos, hd, rowbuf);
+		kv->fv->accumulate(&kv->sv, k, o, 1, p, ld, vrows, n_pos, hd, work);
 		k->attn_wsum(o_ref, p_ref, ref_v, n_pos, hd);
 		k->attn_wsum(o_k, p, ref_v, n_pos, hd);
-		kv->fv->accumulate(&kv->sv, k, o_v, p_ref, vrows, n_pos, hd, rowbuf);
+		kv->fv->accumulate(&kv->sv, k, o_v, 1, p_ref, ld, vrows, n_pos, hd, work);
 		sum.err_kv += sq_diff(o, o_ref, hd);
 		sum.err_k += sq_diff(o_k, o_ref, hd);
 		sum.err_v += sq_diff(o_v, o_ref, hd);
@@ -450,10 +517,12 @@ int kv_n_ctx(const struct kv_cache *kv)
 
 size_t kv_scratch_floats(const struct kv_cache *kv)
 {
-	/* scores, a row (TQ prod: 2 hd); --kv-compare: another score row, three outputs */
+	/* scores of a group of query heads, the formats' work; --kv-compare: a
+	 * second score row, three outputs */
+	size_t n = KV_QGROUP * (size_t)kv->n_ctx + kv_work_floats(kv->head_dim);
 	if (kv->ref_k)
-		return 2 * (size_t)kv->n_ctx + 5 * (size_t)kv->head_dim;
-	return (size_t)kv->n_ctx + 2 * (size_t)kv->head_dim;
+		n += (size_t)kv->n_ctx + 3 * (size_t)kv->head_dim;
+	return n;
 }
 
 /* Row index of (layer, head, pos). */
@@ -480,7 +549,8 @@ void kv_attend(const struct kv_cache *kv, const struct kernels *k, int layer, in
 	       const float *q, int n_rep, int n_pos, float scale, float *out, float *scratch)
 {
 	int hd = kv->head_dim;
-	float *rowbuf = scratch + kv->n_ctx; /* a converted row or rotated query, 2 hd */
+	size_t ld = (size_t)kv->n_ctx;
+	float *work = scratch + KV_QGROUP * ld;
 	size_t r0 = kv_row(kv, layer, h, 0);
 	const uint8_t *krows = kv->k + r0 * kv->kb, *vrows = kv->v + r0 * kv->vb;
 	if (kv->ref_k) {
@@ -488,11 +558,13 @@ void kv_attend(const struct kv_cache *kv, const struct kernels *k, int layer, in
 			       kv->ref_k + r0 * hd, kv->ref_v + r0 * hd);
 		return;
 	}
-	for (int r = 0; r < n_rep; r++) {
-		const float *qr = q + (size_t)r * hd;
-		float *o = out + (size_t)r * hd;
-		kv->fk->score(&kv->sk, k, qr, krows, n_pos, hd, scale, scratch, rowbuf);
-		ops_softmax(scratch, n_pos);
-		kv->fv->accumulate(&kv->sv, k, o, scratch, vrows, n_pos, hd, rowbuf);
+	for (int r0q = 0; r0q < n_rep; r0q += KV_QGROUP) {
+		int nq = n_rep - r0q < KV_QGROUP ? n_rep - r0q : KV_QGROUP;
+		kv->fk->score(&kv->sk, k, q + (size_t)r0q * hd, nq, krows, n_pos, hd, scale, scratch,
+			      ld, work);
+		for (int r = 0; r < nq; r++)
+			ops_softmax(scratch + r * ld, n_pos);
+		kv->fv->accumulate(&kv->sv, k, out + (size_t)r0q * hd, nq, scratch, ld, vrows, n_pos,
+				   hd, work);
 	}
 }

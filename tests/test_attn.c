@@ -4,8 +4,8 @@
  * match bit for bit: the scores equal a 16-sum dot folded pairwise (and are
  * within rounding of a double-precision dot), the weighted sums equal zero
  * plus p[t] * row[t] added in row order. Also: the kernel table holds them,
- * nothing is written past the output, and ops_dot (the f16-cache path) gives
- * the same scores. ISAs the CPU lacks are skipped (printed). */
+ * nothing is written past the output, ops_dot gives the same scores, and the
+ * weighted sum over f16 rows equals the f32 one over the converted rows. ISAs the CPU lacks are skipped (printed). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,18 +14,23 @@
 #include "kernels/attn.h"
 #include "ops.h"
 #include "testutil.h"
+#include "util.h"
 
 typedef void (*dot_rows_fn)(float *, const float *, const float *, int, int, float);
 typedef void (*wsum_fn)(float *, const float *, const float *, int, int);
+typedef void (*wsum16_fn)(float *, const float *, const uint16_t *, int, int);
 
 static const char *const isa_name[KERNEL_ISA_COUNT] = { "ref", "avx2", "avx512" };
 #if defined(__x86_64__)
 static const dot_rows_fn dot_rows[KERNEL_ISA_COUNT] = { attn_dot_rows_ref, attn_dot_rows_avx2,
 							 attn_dot_rows_avx512 };
 static const wsum_fn wsum[KERNEL_ISA_COUNT] = { attn_wsum_ref, attn_wsum_avx2, attn_wsum_avx512 };
+static const wsum16_fn wsum16[KERNEL_ISA_COUNT] = { attn_wsum_f16_ref, attn_wsum_f16_avx2,
+						     attn_wsum_f16_avx512 };
 #else
 static const dot_rows_fn dot_rows[KERNEL_ISA_COUNT] = { attn_dot_rows_ref, NULL, NULL };
 static const wsum_fn wsum[KERNEL_ISA_COUNT] = { attn_wsum_ref, NULL, NULL };
+static const wsum16_fn wsum16[KERNEL_ISA_COUNT] = { attn_wsum_f16_ref, NULL, NULL };
 #endif
 
 static float frand(unsigned *s)
@@ -96,6 +101,23 @@ static void check_isa(int isa)
 			CHECK(!memcmp(got, want, sizeof(float) * (size_t)n),
 			      "%s wsum n=%d rows=%d differs from the plain loop", isa_name[isa], n, nr);
 			CHECK(got[n] == 12345.0f, "%s wsum wrote past n", isa_name[isa]);
+			/* the f16 rows (the f16 KV cache): the same bits as the f32 loop
+			 * on the rows converted (exactly) to float; Inf and NaN pass */
+			uint16_t *h = malloc(sizeof(uint16_t) * (size_t)n * nr);
+			for (int i = 0; i < n * nr; i++) {
+				h[i] = fm_fp32_to_fp16(rows[i] * 300.0f);
+				rows[i] = fm_fp16_to_fp32(h[i]);
+			}
+			memset(want, 0, sizeof(float) * (size_t)n);
+			for (int t = 0; t < nr; t++)
+				for (int i = 0; i < n; i++)
+					want[i] += p[t] * rows[(size_t)t * n + i];
+			got[n] = 12345.0f;
+			wsum16[isa](got, p, h, nr, n);
+			CHECK(!memcmp(got, want, sizeof(float) * (size_t)n),
+			      "%s wsum_f16 n=%d rows=%d differs from the plain loop", isa_name[isa], n, nr);
+			CHECK(got[n] == 12345.0f, "%s wsum_f16 wrote past n", isa_name[isa]);
+			free(h);
 			free(rows), free(q), free(p), free(got), free(want);
 		}
 	}
@@ -110,12 +132,13 @@ int main(void)
 			printf("  %s: skipped (this CPU lacks it)\n", isa_name[isa]);
 			continue;
 		}
-		CHECK(k->attn_dot_rows == dot_rows[isa] && k->attn_wsum == wsum[isa],
+		CHECK(k->attn_dot_rows == dot_rows[isa] && k->attn_wsum == wsum[isa] &&
+			      k->attn_wsum_f16 == wsum16[isa],
 		      "%s: the kernel table does not hold the %s attention loops", isa_name[isa],
 		      isa_name[isa]);
 		int before = t_failures;
 		check_isa(isa);
-		printf("  %s: scores and weighted sums, 9 sizes x 5 row counts %s\n", isa_name[isa],
+		printf("  %s: scores and weighted sums (f32 and f16 rows), 9 sizes x 5 row counts %s\n", isa_name[isa],
 		       t_failures == before ? "bit-identical to the plain loops" : "FAIL");
 	}
 	return t_done("test_attn");

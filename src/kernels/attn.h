@@ -11,6 +11,8 @@
 #ifndef FM_KERNELS_ATTN_H
 #define FM_KERNELS_ATTN_H
 
+#include <stdint.h>
+
 #include "kernels.h"
 
 void attn_dot_rows_ref(float *out, const float *q, const float *rows, int n_rows, int n,
@@ -22,8 +24,13 @@ void attn_wsum_avx2(float *o, const float *p, const float *rows, int n_rows, int
 void attn_dot_rows_avx512(float *out, const float *q, const float *rows, int n_rows, int n,
 			  float scale);
 void attn_wsum_avx512(float *o, const float *p, const float *rows, int n_rows, int n);
+/* attn_wsum over IEEE-half rows (the f16 KV cache): the same bits as attn_wsum
+ * on the rows converted to float. */
+void attn_wsum_f16_ref(float *o, const float *p, const uint16_t *rows, int n_rows, int n);
+void attn_wsum_f16_avx2(float *o, const float *p, const uint16_t *rows, int n_rows, int n);
+void attn_wsum_f16_avx512(float *o, const float *p, const uint16_t *rows, int n_rows, int n);
 
-/* Set k->attn_dot_rows / k->attn_wsum to isa's variants. */
+/* Set k->attn_dot_rows / k->attn_wsum / k->attn_wsum_f16 to isa's variants. */
 void kernels_register_attn(struct kernels *k, enum kernel_isa isa);
 
 #endif

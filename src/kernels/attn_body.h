@@ -2,6 +2,7 @@
  * attn_avx2.c and attn_avx512.c after they define ATTN_DOT_ROWS and ATTN_WSUM
  * as the names of their variants (attn_dot_rows_avx2 ...): one source,
  * compiled once per ISA. Not a header of its own. */
+#include <stdint.h>
 #include <string.h>
 
 typedef float attn_v8 __attribute__((vector_size(32)));
@@ -129,6 +130,66 @@ void ATTN_WSUM(float *o, const float *p, const float *rows, int n_rows, int n)
 		float acc = 0;
 		for (int t = 0; t < n_rows; t++)
 			acc += p[t] * rows[(size_t)t * n + d0];
+		o[d0] = acc;
+	}
+}
+
+/* ATTN_WSUM over IEEE-half rows (the f16 KV cache): the same loop, each
+ * element converted to float (exact) as it is loaded, so every ISA returns the
+ * same bits as the f32 loop on the converted rows (F16C's vcvtph2ps where the
+ * ISA has it). */
+typedef _Float16 attn_h8 __attribute__((vector_size(16)));
+
+static inline __attribute__((always_inline)) attn_v8 attn_ldh8(const _Float16 *p)
+{
+	attn_h8 h;
+	memcpy(&h, p, sizeof(h));
+	return __builtin_convertvector(h, attn_v8);
+}
+
+void ATTN_WSUM_F16(float *o, const float *p, const uint16_t *rows16, int n_rows, int n)
+{
+	const _Float16 *rows = (const _Float16 *)(const void *)rows16;
+	int d0 = 0;
+	for (; d0 + 64 <= n; d0 += 64) {
+#if defined(__AVX512F__)
+		typedef float v16 __attribute__((vector_size(64)));
+		typedef _Float16 h16 __attribute__((vector_size(32)));
+		v16 a0 = { 0 }, a1 = { 0 }, a2 = { 0 }, a3 = { 0 };
+		for (int t = 0; t < n_rows; t++) {
+			const _Float16 *v = rows + (size_t)t * n + d0;
+			const float pt = p[t];
+			const v16 b = { pt, pt, pt, pt, pt, pt, pt, pt, pt, pt, pt, pt, pt, pt, pt, pt };
+			h16 y0, y1, y2, y3;
+			memcpy(&y0, v, sizeof(y0));
+			memcpy(&y1, v + 16, sizeof(y1));
+			memcpy(&y2, v + 32, sizeof(y2));
+			memcpy(&y3, v + 48, sizeof(y3));
+			a0 += b * __builtin_convertvector(y0, v16);
+			a1 += b * __builtin_convertvector(y1, v16);
+			a2 += b * __builtin_convertvector(y2, v16);
+			a3 += b * __builtin_convertvector(y3, v16);
+		}
+		memcpy(o + d0, &a0, sizeof(a0));
+		memcpy(o + d0 + 16, &a1, sizeof(a1));
+		memcpy(o + d0 + 32, &a2, sizeof(a2));
+		memcpy(o + d0 + 48, &a3, sizeof(a3));
+#else
+		attn_v8 a[8] = { { 0 } };
+		for (int t = 0; t < n_rows; t++) {
+			const _Float16 *v = rows + (size_t)t * n + d0;
+			const float pt = p[t];
+			const attn_v8 b = { pt, pt, pt, pt, pt, pt, pt, pt };
+			for (int j = 0; j < 8; j++)
+				a[j] += b * attn_ldh8(v + 8 * j);
+		}
+		memcpy(o + d0, a, sizeof(a));
+#endif
+	}
+	for (; d0 < n; d0++) {
+		float acc = 0;
+		for (int t = 0; t < n_rows; t++)
+			acc += p[t] * (float)rows[(size_t)t * n + d0];
 		o[d0] = acc;
 	}
 }

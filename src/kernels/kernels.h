@@ -68,6 +68,7 @@ struct kernels {
 	void (*attn_dot_rows)(float *out, const float *q, const float *rows, int n_rows, int n,
 			      float scale);
 	void (*attn_wsum)(float *o, const float *p, const float *rows, int n_rows, int n);
+	void (*attn_wsum_f16)(float *o, const float *p, const uint16_t *rows, int n_rows, int n);
 	tq_score_fn tq_score;
 	tq_accumulate_fn tq_accumulate;
 };
