@@ -2,7 +2,8 @@
 # e2e_page.sh: flashmoe serve's chat page (GET /) in headless Chromium
 # (Debian's chromium + chromium-driver, from make deps) driven by Selenium
 # (PyPI, in the cached venv ~/.cache/flashmoe/venv-page, made when missing):
-# tests/server/test_page.py types a message, sees the reply streamed from the
+# tests/server/test_page.py (the server with --api-key: the key typed into the
+# page's settings first) types a message, sees the reply streamed from the
 # built-in model, tok/s and the expert-cache hit rate shown, a second turn,
 # reasoning and a tool call rendered in <details>, and no request leaving the
 # server. A screenshot lands in build/page-test/page.png.
@@ -27,7 +28,8 @@ if ! "$V/bin/python" -c "import selenium" 2>/dev/null; then
 		echo "FAIL cannot create $V with selenium"; exit 1; }
 fi
 
-"$BIN" serve -m "$MODEL" --port 0 -np 2 -c 1024 >"$work/serve.log" 2>&1 &
+KEY=page-key-$$
+"$BIN" serve -m "$MODEL" --port 0 -np 2 -c 1024 --api-key "$KEY" >"$work/serve.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT
 trap 'exit 1' INT TERM HUP
@@ -40,4 +42,4 @@ for i in $(seq 100); do
 done
 [ -n "$url" ] || { cat "$work/serve.log"; echo "FAIL the server did not start"; exit 1; }
 echo "server at $url"
-timeout 300 "$V/bin/python" tests/server/test_page.py "$url" --screenshot "$work/page.png"
+timeout 300 "$V/bin/python" tests/server/test_page.py "$url" --key "$KEY" --screenshot "$work/page.png"
