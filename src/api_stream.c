@@ -98,7 +98,7 @@ static int make_store(struct fm_model *fm, struct fm_error *err)
 	else
 		budget = fm->m.bytes_expert / 4;
 	struct experts_params ep = { .budget_bytes = budget, .policy = CACHE_POLICY_DEFAULT,
-				     .prefetch_auto = !p->prefetch_always };
+				     .prefetch = p->prefetch, .prefetch_auto = !p->prefetch_always };
 	if (p->cache_policy) {
 		int k = cache_policy_from_name(p->cache_policy);
 		if (k < 0 || k == CACHE_POLICY_MIN) {
@@ -137,7 +137,7 @@ static int make_store(struct fm_model *fm, struct fm_error *err)
 	return 0;
 }
 
-int api_stream_attach(struct fm_model *fm, struct fm_ctx *c, struct fm_error *err)
+int api_stream_attach(struct fm_model *fm, struct fwd *f, struct fm_error *err)
 {
 	if (!fm->streaming) {
 		if (fm->params.trace_experts && !fm->trace) {
@@ -147,7 +147,7 @@ int api_stream_attach(struct fm_model *fm, struct fm_ctx *c, struct fm_error *er
 			if (!fm->trace)
 				return err ? err->code : FM_EIO;
 		}
-		fwd_set_experts(c->fwd, NULL, fm->trace, false);
+		fwd_set_experts(f, NULL, fm->trace, false);
 		return 0;
 	}
 	if (!fm->experts) {
@@ -155,7 +155,7 @@ int api_stream_attach(struct fm_model *fm, struct fm_ctx *c, struct fm_error *er
 		if (rc)
 			return rc;
 	}
-	fwd_set_experts(c->fwd, fm->experts, fm->trace, fm->params.prefetch);
+	fwd_set_experts(f, fm->experts, fm->trace, fm->params.prefetch);
 	return 0;
 }
 

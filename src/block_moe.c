@@ -184,7 +184,7 @@ static int moe_streamed(struct fwd *f, int il, const struct layer_weights *l,
 				 f->refs, err);
 	if (nu < 0)
 		return nu;
-	if (f->prefetch && il + 1 < f->hp->n_layer && experts_prefetching(f->x))
+	if (il + 1 < f->hp->n_layer && experts_prefetching(f->x))
 		prefetch_next(f, il + 1, n);
 	int n_ready = 0;
 	for (int i = 0; i < nu; i++)

@@ -209,8 +209,8 @@ static int experts_alloc_tables(struct experts *x, const struct experts_params *
 	if (x->spec_max > x->n_slots / 4)
 		x->spec_max = x->n_slots / 4;
 	x->spec_depth = 2;
-	x->pf_auto = p->prefetch_auto;
-	x->pf_on = true;
+	x->pf_auto = p->prefetch && p->prefetch_auto;
+	x->pf_on = p->prefetch;
 	x->pf_layer = -1;
 	x->policy = cache_policy_new_layers(p->policy, x->n_slots, (uint32_t)x->desc.n_layer,
 					    (uint32_t)x->desc.n_expert);

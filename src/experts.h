@@ -117,7 +117,8 @@ struct experts_params {
 	enum cache_policy_kind policy; /* not CACHE_POLICY_MIN */
 	float route_thresh;            /* cache-aware routing (experts_cache_route); 0 = off */
 	const void *resident_base;     /* non-NULL: file byte X is at resident_base + X */
-	bool prefetch_auto;            /* prefetch only while it measures faster (below) */
+	bool prefetch;                 /* guess the next layer's experts (below) */
+	bool prefetch_auto;            /* with prefetch: only while it measures faster */
 };
 
 /* One expert of a request. part[] is valid when ready, until experts_done /

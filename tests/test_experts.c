@@ -86,7 +86,7 @@ static struct experts *new_store(const struct fake *f, struct io_engine *io, uin
 				 enum cache_policy_kind pol, struct fm_mem *mem)
 {
 	struct experts_desc d = {N_LAYER, N_EXPERT, TOPK, f->layers};
-	struct experts_params p = {.budget_bytes = budget, .policy = pol};
+	struct experts_params p = {.budget_bytes = budget, .policy = pol, .prefetch = true};
 	struct fm_error err = {0};
 	struct experts *x = experts_new(&d, io, &p, mem, &err);
 	CHECK(x, "experts_new: %s", err.msg);
@@ -579,7 +579,8 @@ static void test_prefetch_auto(const struct fake *f)
 	struct fm_mem mem = {0};
 	struct experts_desc d = {N_LAYER, N_EXPERT, TOPK, f->layers};
 	struct experts_params p = {.budget_bytes = 8 * slot_bytes_of(f, io),
-				   .policy = CACHE_POLICY_LRU, .prefetch_auto = true};
+				   .policy = CACHE_POLICY_LRU, .prefetch = true,
+				   .prefetch_auto = true};
 	struct fm_error err = {0};
 	struct experts *x = experts_new(&d, io, &p, &mem, &err);
 	CHECK(x, "experts_new: %s", err.msg);
