@@ -16,11 +16,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Nesting the parser accepts (the server reads request bodies as deep); the
+ * writers recurse at most this deep. */
+#define CHAT_JSON_DEPTH 64
+
 json_object *chat_json_parse(const char *text, size_t len)
 {
 	if (len > (size_t)INT32_MAX)
 		return NULL;
-	json_tokener *tok = json_tokener_new();
+	json_tokener *tok = json_tokener_new_ex(CHAT_JSON_DEPTH);
 	if (!tok)
 		return NULL;
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);

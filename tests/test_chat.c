@@ -118,6 +118,103 @@ static void test_buffer(void)
 	      "no messages");
 }
 
+/* Render with tools into a static buffer; NULL on an error. */
+static const char *render_tools(enum chat_tmpl t, const struct chat_msg *m, size_t n,
+				const char *tools, bool gen, bool think)
+{
+	static char buf[16384];
+	size_t len = 0;
+	int rc = chat_render(t, m, n, tools, gen, think, buf, sizeof(buf), &len);
+	return rc == 0 && len < sizeof(buf) ? buf : NULL;
+}
+
+static bool has(const char *s, const char *part)
+{
+	return s && strstr(s, part);
+}
+
+/* The tools block and calls (tests/e2e_chat_tools.sh compares whole
+ * renderings with the real Jinja templates; these are its rules in short). */
+static void test_tools(void)
+{
+	const struct chat_msg user[] = { { "user", "q" } };
+	const char *tools = "[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{}}},"
+			    "{\"x\": [1.0, 1e-7, 2.5e16, 1E5, -0.0, 0.1, 123456789012345678, 1e15, 1e16,"
+			    " \"\u00e9\\u00e9\\n\\u0001\\/\\ud83d\\ude00\", true, null, {}]}]";
+	const char *r = render_tools(CHAT_TMPL_QWEN3, user, 1, tools, true, true);
+	CHECK(r && !strncmp(r, "<|im_start|>system\n# Tools\n\nYou may call", 40), "qwen3 tools head");
+	/* Python's json.dumps: separators, float repr, escapes, non-ASCII as is */
+	CHECK(has(r, "<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"f\", "
+		     "\"parameters\": {}}}\n{\"x\": [1.0, 1e-07, 2.5e+16, 100000.0, -0.0, 0.1, "
+		     "123456789012345678, 1000000000000000.0, 1e+16, \"\u00e9\u00e9\\n\\u0001/"
+		     "\xf0\x9f\x98\x80\", true, null, {}]}\n</tools>"),
+	      "tojson: %s", r ? r : "(error)");
+	CHECK(has(r, "</tool_call><|im_end|>\n<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n"),
+	      "qwen3 tools tail");
+	CHECK(!strcmp(render_tools(CHAT_TMPL_QWEN3, user, 1, "[]", true, true),
+		      "<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n"), "[] is no tools");
+	CHECK(!render_tools(CHAT_TMPL_QWEN3, user, 1, "[1,", true, true), "bad tools JSON");
+	CHECK(!render_tools(CHAT_TMPL_QWEN3, user, 1, "{\"a\": 1}", true, true), "tools not a list");
+
+	/* calls: qwen3 writes the arguments text as given, qwen35 one
+	 * <parameter> per member, scalars as Python's str() */
+	const struct chat_tool_call calls[] = {
+		{ "c1", "get", "{\"a\":1, \"b\": \"x y\"}" },
+		{ "c2", "set", "{\"on\": true, \"n\": null, \"f\": 2.50, \"o\": {\"k\": [1]}}" },
+	};
+	const struct chat_msg conv[] = {
+		{ "user", "q" },
+		{ "assistant", "", NULL, calls, 2 },
+		{ "tool", "r1" },
+		{ "tool", " r2 " },
+	};
+	r = render_tools(CHAT_TMPL_QWEN3, conv, 4, NULL, false, true);
+	CHECK(has(r, "<|im_start|>assistant\n<tool_call>\n{\"name\": \"get\", "
+		     "\"arguments\": {\"a\":1, \"b\": \"x y\"}}\n</tool_call>\n<tool_call>\n{\"name\": "
+		     "\"set\", \"arguments\": {\"on\": true, \"n\": null, \"f\": 2.50, \"o\": {\"k\": "
+		     "[1]}}}\n</tool_call><|im_end|>\n<|im_start|>user\n<tool_response>\nr1\n"
+		     "</tool_response>\n<tool_response>\n r2 \n</tool_response><|im_end|>\n"),
+	      "qwen3 calls: %s", r ? r : "(error)");
+	r = render_tools(CHAT_TMPL_QWEN35, conv, 4, NULL, false, true);
+	CHECK(has(r, "<|im_start|>assistant\n<think>\n\n</think>\n\n<tool_call>\n<function=get>\n"
+		     "<parameter=a>\n1\n</parameter>\n<parameter=b>\nx y\n</parameter>\n</function>\n"
+		     "</tool_call>\n<tool_call>\n<function=set>\n<parameter=on>\nTrue\n</parameter>\n"
+		     "<parameter=n>\nNone\n</parameter>\n<parameter=f>\n2.5\n</parameter>\n"
+		     "<parameter=o>\n{\"k\": [1]}\n</parameter>\n</function>\n</tool_call><|im_end|>\n"
+		     "<|im_start|>user\n<tool_response>\nr1\n</tool_response>\n<tool_response>\nr2\n"
+		     "</tool_response><|im_end|>\n"),
+	      "qwen35 calls: %s", r ? r : "(error)");
+	const struct chat_tool_call bad_args[] = { { "c", "f", "[1]" } };
+	const struct chat_msg bad[] = { { "user", "q" }, { "assistant", "", NULL, bad_args, 1 } };
+	CHECK(!render_tools(CHAT_TMPL_QWEN35, bad, 2, NULL, false, true), "qwen35: arguments not an object");
+	CHECK(render_tools(CHAT_TMPL_QWEN3, bad, 2, NULL, false, true), "qwen3: arguments as given");
+
+	/* qwen35 raises: no user query, a late system message, another role */
+	const struct chat_msg only_sys[] = { { "system", "s" } };
+	const struct chat_msg late_sys[] = { { "user", "q" }, { "system", "s" } };
+	const struct chat_msg odd[] = { { "user", "q" }, { "developer", "d" } };
+	CHECK(!render_tools(CHAT_TMPL_QWEN35, only_sys, 1, NULL, true, true), "qwen35 no query");
+	CHECK(!render_tools(CHAT_TMPL_QWEN35, late_sys, 2, NULL, true, true), "qwen35 late system");
+	CHECK(!render_tools(CHAT_TMPL_QWEN35, odd, 2, NULL, true, true), "qwen35 odd role");
+	CHECK(render_tools(CHAT_TMPL_QWEN3, odd, 2, NULL, true, true), "qwen3 skips odd roles");
+
+	/* nesting: 60 levels render, 70 are refused (never a deep recursion) */
+	char deep[512];
+	for (int levels = 60; levels <= 70; levels += 10) {
+		size_t k = 0;
+		deep[k++] = '[';
+		for (int i = 0; i < levels; i++)
+			k += (size_t)sprintf(deep + k, "{\"a\":");
+		deep[k++] = '1';
+		for (int i = 0; i < levels; i++)
+			deep[k++] = '}';
+		deep[k++] = ']';
+		deep[k] = 0;
+		CHECK(!render_tools(CHAT_TMPL_QWEN3, user, 1, deep, true, true) == (levels > 62),
+		      "nesting %d", levels);
+	}
+}
+
 int main(void)
 {
 	test_chatml();
@@ -125,5 +222,6 @@ int main(void)
 	test_qwen35();
 	test_detect();
 	test_buffer();
+	test_tools();
 	return t_done("test_chat");
 }
