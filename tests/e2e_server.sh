@@ -41,7 +41,7 @@ start() {
 	SRV=$!
 	i=0
 	while [ $i -lt 600 ]; do
-		port=$(sed -n 's|^listening on http://127.0.0.1:\([0-9]*\)$|\1|p' "$T/$name.out")
+		port=$(sed -n 's|^listening on http://127.0.0.1:\([0-9]*\)$|\1|p' "$T/$name.out" 2>/dev/null)
 		[ -n "$port" ] && break
 		kill -0 "$SRV" 2>/dev/null || { echo "FAIL $name: the server did not start"; cat "$T/$name.err"; SRV=; return 1; }
 		sleep 0.1
@@ -126,6 +126,7 @@ fi
 
 if [ -f tests/server/test_tools.py ]; then
 	start tools -t 1 && { check tools test_tools.py; check tool_request test_tool_request.py; stopped tools; }
+	start tools35 -t 1 --template qwen35 && { check tools35 test_tools.py; stopped tools35; }
 fi
 
 [ $fails -eq 0 ] && echo "e2e_server: all passed" || echo "e2e_server: $fails failed"
