@@ -55,6 +55,8 @@ static const char usage_text[] =
 	"       [--experts-per-token K] [--kv-type|-ctk|-ctv f32|f16|q8_0|tq3.5|...]\n"
 	"  -c CTX            window length in tokens (default 512); the second half is scored\n"
 	"  --chunks N        score only the first N windows\n"
+	"  -b, --batch N     at most N tokens per evaluation (1: token by token, as a\n"
+	"                    generation sees the expert cache; default: half a window, then 64)\n"
 	"  --save-logits F   also write the scored distributions to F (for --kl-base)\n"
 	"  --kl-base F       KL divergence from the distributions in F (made with\n"
 	"                    --save-logits by a base model); windows and tokens come from F\n"
@@ -67,6 +69,7 @@ struct ppl_args {
 	struct cli_model_opts mo;
 	const char *text_path, *save_path, *base_path;
 	int max_chunks;
+	int batch;       /* --batch; 0 = the default split */
 	int kv_compare;
 };
 
@@ -74,6 +77,7 @@ struct ppl_run {
 	struct fm_model *m;
 	struct fm_ctx *c;
 	int n_vocab, n_ctx, n_chunk, first;
+	int batch;       /* most tokens per fm_eval call */
 	int32_t *tokens; /* n_chunk * n_ctx ids used */
 	int n_tokens;    /* ids in the text (or in the base file) */
 	float *logits;   /* [PPL_ROW_BATCH][n_vocab] */
@@ -124,6 +128,10 @@ static int parse_args(int argc, char **argv, struct ppl_args *a)
 				return -1;
 		} else if (!strcmp(s, "--kv-compare")) {
 			a->kv_compare = 1;
+		} else if (!strcmp(s, "-b") || !strcmp(s, "--batch")) {
+			const char *v = cli_next("perplexity", argc, argv, &i);
+			if (!v || !cli_int("perplexity", s, v, 1, 1 << 24, &a->batch))
+				return -1;
 		} else if (!strcmp(s, "--chunks")) {
 			const char *v = cli_next("perplexity", argc, argv, &i);
 			if (!v || !cli_int("perplexity", s, v, 1, 1 << 24, &a->max_chunks))
@@ -372,10 +380,11 @@ static int eval_window(struct ppl_run *r, const int32_t *w)
 {
 	struct fm_error err = { 0 };
 	int rc = fm_ctx_truncate(r->c, 0);
-	if (!rc)
-		rc = fm_eval(r->c, w, r->first, NULL, false, &err);
-	for (int j = r->first; !rc && j < r->n_ctx - 1; j += PPL_ROW_BATCH) {
-		int nb = r->n_ctx - 1 - j < PPL_ROW_BATCH ? r->n_ctx - 1 - j : PPL_ROW_BATCH;
+	int step = r->batch < PPL_ROW_BATCH ? r->batch : r->first; /* unscored half */
+	for (int j = 0; !rc && j < r->first; j += step)
+		rc = fm_eval(r->c, w + j, r->first - j < step ? r->first - j : step, NULL, false, &err);
+	for (int j = r->first; !rc && j < r->n_ctx - 1; j += r->batch) {
+		int nb = r->n_ctx - 1 - j < r->batch ? r->n_ctx - 1 - j : r->batch;
 		rc = fm_eval(r->c, w + j, nb, r->logits, true, &err);
 		for (int k = 0; !rc && k < nb; k++) {
 			int32_t tgt = w[j + k + 1];
@@ -453,6 +462,7 @@ static int setup(struct ppl_run *r, const struct ppl_args *a)
 	if (a->max_chunks && a->max_chunks < r->n_chunk)
 		r->n_chunk = a->max_chunks; /* a base file's rows are in window order */
 	r->first = r->n_ctx / 2;
+	r->batch = a->batch && a->batch < PPL_ROW_BATCH ? a->batch : PPL_ROW_BATCH;
 	printf("tokens: %d (fnv1a64 %016" PRIx64 ")\n", r->n_tokens,
 	       fnv1a64(r->tokens, (size_t)r->n_tokens));
 	r->c = fm_ctx_new(r->m, r->n_ctx, &err);
