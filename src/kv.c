@@ -63,11 +63,12 @@ struct kv_cache {
 	float *ref_k, *ref_v; /* kv_compare_enable: f32 copies (outside the budget), else NULL */
 };
 
-/* Scratch of a format's score / accumulate: a chunk of rows as floats, and per
- * query a rotated query (2 hd, TQ prod) and an accumulator (2 hd). */
+/* Scratch of a format's score / accumulate: a chunk of rows as floats (2 hd
+ * each for TQ prod), per query a rotated query and an accumulator (2 hd), a
+ * row of partial sums. */
 static size_t kv_work_floats(int hd)
 {
-	return (size_t)(KV_CHUNK + 4 * KV_QGROUP + 1) * hd + KV_QGROUP;
+	return (size_t)(2 * KV_CHUNK + 4 * KV_QGROUP + 2) * hd + KV_QGROUP;
 }
 
 /* o_r += tmp over a chunk's partial sums */
@@ -108,9 +109,16 @@ static void f32_accumulate(const struct kv_fmt_state *st, const struct kernels *
 			   int nq, const float *p, size_t ld, const uint8_t *rows, int n, int hd,
 			   float *work)
 {
-	(void)st, (void)work;
-	for (int r = 0; r < nq; r++)
-		k->attn_wsum(o + (size_t)r * hd, p + r * ld, (const float *)rows, n, hd);
+	(void)st;
+	memset(o, 0, (size_t)nq * hd * sizeof(float));
+	for (int t0 = 0; t0 < n; t0 += KV_CHUNK) {
+		int c = n - t0 < KV_CHUNK ? n - t0 : KV_CHUNK;
+		const float *chunk = (const float *)rows + (size_t)t0 * hd;
+		for (int r = 0; r < nq; r++) {
+			k->attn_wsum(work, p + r * ld + t0, chunk, c, hd);
+			add_rows(o + (size_t)r * hd, work, hd);
+		}
+	}
 }
 
 /* ---- f16 ---- */
@@ -228,37 +236,42 @@ static void tq_store(const struct kv_fmt_state *st, const float *x, uint8_t *dst
 	tq_quantize(&st->tq, x, dst);
 }
 
-/* Each query rotated once; then chunk by chunk, every query against the
- * chunk's codes while they are in L1. */
+/* Each query rotated once; then chunk by chunk, the chunk's codes decoded once
+ * into rotated-domain floats (k->tq_decode) and scored by every query of the
+ * group with the f32 kernel: the decode, not the multiply-adds, is what costs,
+ * so it is shared by the n_rep query heads (8 in Qwen3-30B-A3B). */
 static void tq_kv_score(const struct kv_fmt_state *st, const struct kernels *k, const float *q,
 			int nq, const uint8_t *rows, int n, int hd, float scale, float *out,
 			size_t ld, float *work)
 {
 	size_t qf = tq_query_floats(&st->tq), rb = tq_bytes_per_vector(&st->tq);
+	float *chunk = work + (size_t)nq * qf;
 	for (int r = 0; r < nq; r++)
 		tq_rotate_query(&st->tq, q + (size_t)r * hd, work + r * qf);
 	for (int t0 = 0; t0 < n; t0 += KV_CHUNK) {
 		int c = n - t0 < KV_CHUNK ? n - t0 : KV_CHUNK;
+		k->tq_decode(&st->tq, rows + (size_t)t0 * rb, c, rb, chunk);
 		for (int r = 0; r < nq; r++)
-			k->tq_score(&st->tq, work + r * qf, rows + (size_t)t0 * rb, c, rb,
-				    out + r * ld + t0);
+			k->attn_dot_rows(out + r * ld + t0, work + r * qf, chunk, c, (int)qf, scale);
 	}
-	for (int r = 0; r < nq; r++)
-		for (int t = 0; t < n; t++)
-			out[r * ld + t] *= scale;
 }
 
+/* The values likewise: a chunk decoded once, summed by every query into its
+ * rotated-domain accumulator, each accumulator rotated back once. */
 static void tq_kv_accumulate(const struct kv_fmt_state *st, const struct kernels *k, float *o,
 			     int nq, const float *p, size_t ld, const uint8_t *rows, int n, int hd,
 			     float *work)
 {
 	size_t qf = tq_query_floats(&st->tq), rb = tq_bytes_per_vector(&st->tq);
+	float *tmp = work + (size_t)nq * qf, *chunk = tmp + qf;
 	memset(work, 0, (size_t)nq * qf * sizeof(float));
 	for (int t0 = 0; t0 < n; t0 += KV_CHUNK) {
 		int c = n - t0 < KV_CHUNK ? n - t0 : KV_CHUNK;
-		for (int r = 0; r < nq; r++)
-			k->tq_accumulate(&st->tq, p + r * ld + t0, rows + (size_t)t0 * rb, c, rb,
-					 work + r * qf);
+		k->tq_decode(&st->tq, rows + (size_t)t0 * rb, c, rb, chunk);
+		for (int r = 0; r < nq; r++) {
+			k->attn_wsum(tmp, p + r * ld + t0, chunk, c, (int)qf);
+			add_rows(work + r * qf, tmp, (int)qf);
+		}
 	}
 	for (int r = 0; r < nq; r++) /* rotated back once per query head */
 		tq_accumulate_finish(&st->tq, work + r * qf, o + (size_t)r * hd);
@@ -543,6 +556,24 @@ void kv_store(struct kv_cache *kv, int layer, int pos, const float *k, const flo
 			memcpy(kv->ref_v + r * hd, v + (size_t)h * hd, hd_bytes_f32(hd));
 		}
 	}
+}
+
+void kv_replicate(struct kv_cache *kv, int n_src, int n_dst)
+{
+	if (n_src < 1 || n_dst > kv->n_ctx)
+		return;
+	int hd = kv->head_dim;
+	for (int l = 0; l < kv->n_layer; l++)
+		for (int h = 0; h < kv->n_head_kv; h++)
+			for (int t = n_src; t < n_dst; t++) {
+				size_t r = kv_row(kv, l, h, t), s = kv_row(kv, l, h, t % n_src);
+				memcpy(kv->k + r * kv->kb, kv->k + s * kv->kb, kv->kb);
+				memcpy(kv->v + r * kv->vb, kv->v + s * kv->vb, kv->vb);
+				if (kv->ref_k) {
+					memcpy(kv->ref_k + r * hd, kv->ref_k + s * hd, hd_bytes_f32(hd));
+					memcpy(kv->ref_v + r * hd, kv->ref_v + s * hd, hd_bytes_f32(hd));
+				}
+			}
 }
 
 void kv_attend(const struct kv_cache *kv, const struct kernels *k, int layer, int h,

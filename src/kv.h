@@ -41,6 +41,10 @@ size_t kv_bytes_per_token(int n_layer, int n_head_kv, int head_dim, enum kv_type
  * k, v are [n_head_kv][head_dim]. */
 void kv_store(struct kv_cache *kv, int layer, int pos, const float *k, const float *v);
 
+/* Benchmarks only (flashmoe bench -d): positions [n_src, n_dst) of every
+ * layer and head become copies of positions [0, n_src), cyclically. */
+void kv_replicate(struct kv_cache *kv, int n_src, int n_dst);
+
 /* Causal attention of n_rep query heads that share KV head h, over positions
  * [0, n_pos): out[r] = sum_t softmax_t(q[r] . K[t] * scale) V[t].
  * q, out: [n_rep][head_dim]; scratch: kv_scratch_floats() floats. Thread-safe for distinct

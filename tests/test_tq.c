@@ -412,6 +412,41 @@ static void test_compressed(const struct case_fmt *c, struct t_rng *r)
 	}
 	CHECK(worst <= 2e-5 * wsum, "d=%d %s %d@%d+%d: accumulate off by %.3g (scale %.3g)", d,
 	      name, c->nh, c->bh, c->bl, worst, wsum);
+	/* decode: rows whose dot with q_rot is the score, whose sum is the
+	 * accumulator; every ISA the same bits, nothing written past n rows */
+	static float rows_ref[(N_VEC + 1) * 2 * TQ_MAX_DIM], rows[(N_VEC + 1) * 2 * TQ_MAX_DIM];
+	tq_decode_ref(&f, buf, N_VEC, stride, rows_ref);
+	double dw = 0.0;
+	for (int t = 0; t < N_VEC; t++) {
+		double sc = 0.0;
+		for (size_t i = 0; i < nq; i++)
+			sc += (double)qr[i] * rows_ref[t * nq + i];
+		CHECK(fabs(sc - s_ref[t]) <= 2e-6 * (fabs(s_ref[t]) + qn * 10.0 + qjl_abs * 10.0),
+		      "d=%d %s %d@%d+%d t=%d: decoded row . q_rot %.7g, score %.7g", d, name, c->nh,
+		      c->bh, c->bl, t, sc, s_ref[t]);
+	}
+	for (size_t i = 0; i < nq; i++) {
+		double a = 0.0;
+		for (int t = 0; t < N_VEC; t++)
+			a += (double)w[t] * rows_ref[t * nq + i];
+		dw = fmax(dw, fabs(a - acc_ref[i]));
+	}
+	CHECK(dw <= 2e-6 * wsum * 10, "d=%d %s %d@%d+%d: decoded rows' sum off by %.3g", d, name,
+	      c->nh, c->bh, c->bl, dw);
+	for (int isa = 1; isa < KERNEL_ISA_COUNT; isa++) {
+		const struct kernels *k = kernels_get((enum kernel_isa)isa);
+		if (!k)
+			continue;
+		for (int n = 1; n <= N_VEC; n += 9) {
+			for (size_t i = 0; i < (size_t)(n + 1) * nq; i++)
+				rows[i] = NAN;
+			k->tq_decode(&f, buf, n, stride, rows);
+			CHECK(!memcmp(rows, rows_ref, (size_t)n * nq * sizeof(float)),
+			      "%s d=%d %s %d@%d+%d n=%d: decode differs from the reference", k->name, d,
+			      name, c->nh, c->bh, c->bl, n);
+			CHECK(isnan(rows[(size_t)n * nq]), "%s: decode wrote past n=%d", k->name, n);
+		}
+	}
 	/* every ISA the CPU has, through the kernel table */
 	for (int isa = 1; isa < KERNEL_ISA_COUNT; isa++) {
 		const struct kernels *k = kernels_get((enum kernel_isa)isa);
@@ -448,13 +483,16 @@ static void test_isa_table(void)
 	static const tq_accumulate_fn accum[KERNEL_ISA_COUNT] = {
 		tq_accumulate_ref, tq_accumulate_avx2, tq_accumulate_avx512
 	};
+	static const tq_decode_fn decode[KERNEL_ISA_COUNT] = { tq_decode_ref, tq_decode_avx2,
+								tq_decode_avx512 };
 	for (int isa = 0; isa < KERNEL_ISA_COUNT; isa++) {
 		const struct kernels *k = kernels_get((enum kernel_isa)isa);
 		if (!k) {
 			printf("isa %d: not on this CPU, skipped\n", isa);
 			continue;
 		}
-		CHECK(k->tq_score == score[isa] && k->tq_accumulate == accum[isa],
+		CHECK(k->tq_score == score[isa] && k->tq_accumulate == accum[isa] &&
+			      k->tq_decode == decode[isa],
 		      "%s: the kernel table does not hold tq_*_%s", k->name, k->name);
 		printf("isa %s: tested\n", k->name);
 	}

@@ -1,20 +1,27 @@
 /* cmd_bench.c: flashmoe bench, prompt-processing and generation speed
  * (like llama-bench's pp/tg). Prompt tokens are random ids; generation samples
  * at temperature 1 with a fixed seed (random weights decoded greedily repeat
- * one token, which flatters any expert cache: DESIGN.md "Testing"). */
+ * one token, which flatters any expert cache: DESIGN.md "Testing").
+ * -d N (depth, as llama-bench's -d) times generation after N positions of
+ * context: the prompt's KV rows are copied over and over up to N
+ * (fm_ctx_bench_fill_kv) instead of evaluating N tokens, which on 2 cores
+ * takes hours at 32k; generation's attention then costs what it would after
+ * a real N-token prompt. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../api_bench.h"
 #include "cli.h"
 
 static const char usage_text[] =
-	"usage: flashmoe bench -m MODEL [-p 512] [-n 128] [-b N] [-t N] [--json] [--seed S]\n"
+	"usage: flashmoe bench -m MODEL [-p 512] [-n 128] [-d DEPTH] [-b N] [-t N] [--json] [--seed S]\n"
 	"       [--mem SIZE] [--isa ref|avx2|avx512] [--experts-per-token K] [--kv-type|-ctk|-ctv f32|f16|q8_0|tq3.5|...] [--stats]\n";
 
 struct bench_opts {
 	struct cli_model_opts mo;
 	int n_prompt, n_gen;
+	int depth;             /* -d: generation after this many positions (KV copied) */
 	int n_batch;           /* prompt tokens per fm_eval; 0 = all at once */
 	uint64_t seed;
 	bool json, stats;
@@ -39,6 +46,9 @@ static int parse(struct bench_opts *b, int argc, char **argv)
 				return -1;
 		} else if (!strcmp(a, "-n") || !strcmp(a, "--n-gen")) {
 			if (!(v = cli_next("bench", argc, argv, &i)) || !cli_int("bench", a, v, 0, 1 << 20, &b->n_gen))
+				return -1;
+		} else if (!strcmp(a, "-d") || !strcmp(a, "--depth")) {
+			if (!(v = cli_next("bench", argc, argv, &i)) || !cli_int("bench", a, v, 0, 1 << 24, &b->depth))
 				return -1;
 		} else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
 			/* as llama-bench's -b; 1 = the prompt token by token */
@@ -91,6 +101,8 @@ static int run(struct bench_opts *b, struct fm_model *m, struct fm_ctx *c, float
 	struct fm_stats st;
 	fm_get_stats(m, &st);
 	*pp_s = st.prompt_s + st.gen_s;
+	if (b->depth > np && fm_ctx_bench_fill_kv(c, b->depth, &err))
+		goto fail;
 	fm_reset_stats(m);
 	for (int i = 0; i < b->n_gen; i++) {
 		int32_t tok = fm_sampler_sample(s, logits);
@@ -122,6 +134,8 @@ int cmd_bench(int argc, char **argv)
 	const struct fm_model_info *in = fm_model_get_info(m);
 	struct fm_error err = { 0 };
 	int n_ctx = (b.n_prompt > 0 ? b.n_prompt : 1) + b.n_gen + 8;
+	if (b.depth + b.n_gen + 8 > n_ctx)
+		n_ctx = b.depth + b.n_gen + 8;
 	struct fm_ctx *c = fm_ctx_new(m, n_ctx, &err);
 	float *logits = malloc((size_t)in->n_vocab * sizeof(float));
 	double pp_s = 0, tg_s = 0;
@@ -135,8 +149,8 @@ int cmd_bench(int argc, char **argv)
 	double pp = pp_s > 0 ? b.n_prompt / pp_s : 0, tg = tg_s > 0 ? b.n_gen / tg_s : 0;
 	if (b.json)
 		printf("{\"model\":\"%s\",\"isa\":\"%s\",\"threads\":%d,\"n_prompt\":%d,\"n_gen\":%d,"
-		       "\"n_batch\":%d,\"pp_tok_s\":%.3f,\"tg_tok_s\":%.3f,\"bytes_expert\":%llu,\"bytes_dense\":%llu}\n",
-		       b.mo.model, in->isa, in->n_threads, b.n_prompt, b.n_gen, b.n_batch, pp, tg,
+		       "\"n_batch\":%d,\"depth\":%d,\"pp_tok_s\":%.3f,\"tg_tok_s\":%.3f,\"bytes_expert\":%llu,\"bytes_dense\":%llu}\n",
+		       b.mo.model, in->isa, in->n_threads, b.n_prompt, b.n_gen, b.n_batch, b.depth, pp, tg,
 		       (unsigned long long)in->bytes_expert, (unsigned long long)in->bytes_dense);
 	else
 		printf("model %s  isa %s  threads %d\n  pp%d: %.2f tok/s\n  tg%d: %.2f tok/s\n", b.mo.model,

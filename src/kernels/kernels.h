@@ -49,6 +49,8 @@ typedef void (*tq_score_fn)(const struct tq_format *f, const float *q_rot,
 			    const uint8_t *codes, int n, size_t stride, float *scores);
 typedef void (*tq_accumulate_fn)(const struct tq_format *f, const float *w,
 				 const uint8_t *codes, int n, size_t stride, float *acc);
+typedef void (*tq_decode_fn)(const struct tq_format *f, const uint8_t *codes, int n,
+			     size_t stride, float *rows);
 
 struct kernel_fmt {
 	enum ggml_type act_type;        /* activation format of vec_dot */
@@ -71,6 +73,7 @@ struct kernels {
 	void (*attn_wsum_f16)(float *o, const float *p, const uint16_t *rows, int n_rows, int n);
 	tq_score_fn tq_score;
 	tq_accumulate_fn tq_accumulate;
+	tq_decode_fn tq_decode;
 };
 
 /* Whether this CPU can run isa (CPUID + OS XSAVE support). */

@@ -597,6 +597,29 @@ void tq_accumulate_finish(const struct tq_format *f, const float *acc, float *ou
 	tq_unrotate(f, y, out);
 }
 
+void tq_decode_ref(const struct tq_format *f, const uint8_t *codes, int n, size_t stride,
+		   float *rows)
+{
+	int d = f->d;
+	size_t qf = tq_query_floats(f);
+	for (int t = 0; t < n; t++, rows += qf) {
+		const uint8_t *v = codes + (size_t)t * stride;
+		float s = half_get(v);
+		for (int i = 0; i < d; i++) {
+			const struct tq_codebook *cb = i < f->n_hi ? f->cb_hi : f->cb_lo;
+			const uint8_t *p = v + (i < f->n_hi ? f->off_hi : f->off_lo);
+			int j = i < f->n_hi ? i : i - f->n_hi;
+			rows[i] = cb->bits ? s * cb->centroid[code_get(p, j, cb->bits)] : 0.0f;
+		}
+		if (f->variant != TQ_PROD)
+			continue;
+		float sg = s * half_get(v + 2);
+		const uint8_t *p = v + f->off_signs;
+		for (int i = 0; i < d; i++)
+			rows[d + i] = (p[i >> 3] >> (i & 7)) & 1 ? sg : -sg;
+	}
+}
+
 void tq_score(const struct tq_format *f, const float *q_rot, const uint8_t *codes, int n,
 	      size_t stride, float *scores)
 {
@@ -615,15 +638,18 @@ void kernels_register_tq(struct kernels *k, enum kernel_isa isa)
 	case KERNEL_ISA_REF:
 		k->tq_score = tq_score_ref;
 		k->tq_accumulate = tq_accumulate_ref;
+		k->tq_decode = tq_decode_ref;
 		break;
 #if defined(__x86_64__)
 	case KERNEL_ISA_AVX2:
 		k->tq_score = tq_score_avx2;
 		k->tq_accumulate = tq_accumulate_avx2;
+		k->tq_decode = tq_decode_avx2;
 		break;
 	case KERNEL_ISA_AVX512:
 		k->tq_score = tq_score_avx512;
 		k->tq_accumulate = tq_accumulate_avx512;
+		k->tq_decode = tq_decode_avx512;
 		break;
 #endif
 	default:

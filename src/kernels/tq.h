@@ -123,6 +123,15 @@ void tq_score_ref(const struct tq_format *f, const float *q_rot, const uint8_t *
 void tq_accumulate_ref(const struct tq_format *f, const float *w, const uint8_t *codes, int n,
 		       size_t stride, float *acc);
 void tq_accumulate_finish(const struct tq_format *f, const float *acc, float *out);
+/* Vectors t < n (at codes + t * stride) as rotated-domain floats, each
+ * tq_query_floats(f) long, into rows[t * tq_query_floats(f) ...]:
+ * s_t c[code_t] (mse), and for prod also s_t g_t sign_t in [d, 2d). Then
+ * dot(q_rot, row_t) is tq_score's score and sum_t w[t] row_t is what
+ * tq_accumulate adds: attention decodes a chunk of rows once and runs the f32
+ * attention kernels for every query head sharing it (src/kv.c). Every ISA
+ * returns the same bits (one product per value). */
+void tq_decode_ref(const struct tq_format *f, const uint8_t *codes, int n, size_t stride,
+		   float *rows);
 
 #if defined(__x86_64__)
 void tq_score_avx2(const struct tq_format *f, const float *q_rot, const uint8_t *codes, int n,
@@ -133,6 +142,10 @@ void tq_score_avx512(const struct tq_format *f, const float *q_rot, const uint8_
 		     int n, size_t stride, float *scores);
 void tq_accumulate_avx512(const struct tq_format *f, const float *w, const uint8_t *codes,
 			  int n, size_t stride, float *acc);
+void tq_decode_avx2(const struct tq_format *f, const uint8_t *codes, int n, size_t stride,
+		    float *rows);
+void tq_decode_avx512(const struct tq_format *f, const uint8_t *codes, int n, size_t stride,
+		      float *rows);
 #endif
 
 /* tq_score / tq_accumulate of the best kernel table (kernels_best()). A
@@ -145,7 +158,7 @@ void tq_accumulate(const struct tq_format *f, const float *w, const uint8_t *cod
 /* The codebook for d (64/128/256) at bits 0..4, or NULL. Builds the tables. */
 const struct tq_codebook *tq_codebook_get(int d, int bits);
 
-/* Set k->tq_score / k->tq_accumulate to isa's variants. */
+/* Set k->tq_score / k->tq_accumulate / k->tq_decode to isa's variants. */
 void kernels_register_tq(struct kernels *k, enum kernel_isa isa);
 
 #endif

@@ -187,3 +187,45 @@ void tq_accumulate_avx512(const struct tq_format *f, const float *w, const uint8
 						       _mm512_mask_blend_ps(signs16(p + i / 8), ng, wg)));
 	}
 }
+
+FM_INLINE void decode_group_b(const struct group16 *g, __m512 s, const uint8_t *p, int n,
+			      float *out, const int b)
+{
+	for (int i = 0; i < n; i += 16, p += 2 * b)
+		_mm512_storeu_ps(out + i, _mm512_mul_ps(s, group16_values(g, p, b)));
+}
+
+static void decode_group(const struct group16 *g, __m512 s, const uint8_t *p, int n, float *out)
+{
+	switch (g->bits) {
+	case 0: memset(out, 0, (size_t)n * sizeof(float)); break;
+	case 1: decode_group_b(g, s, p, n, out, 1); break;
+	case 2: decode_group_b(g, s, p, n, out, 2); break;
+	case 3: decode_group_b(g, s, p, n, out, 3); break;
+	default: decode_group_b(g, s, p, n, out, 4); break;
+	}
+}
+
+void tq_decode_avx512(const struct tq_format *f, const uint8_t *codes, int n, size_t stride,
+		      float *rows)
+{
+	const int d = f->d, n_hi = f->n_hi, prod = f->variant == TQ_PROD;
+	const size_t qf = tq_query_floats(f);
+	const struct group16 ghi = group16_make(f->cb_hi), glo = group16_make(f->cb_lo);
+	for (int t = 0; t < n; t++, rows += qf) {
+		const uint8_t *v = codes + (size_t)t * stride;
+		float s = half_get(v);
+		__m512 sv = _mm512_set1_ps(s);
+		if (n_hi)
+			decode_group(&ghi, sv, v + f->off_hi, n_hi, rows);
+		if (d - n_hi)
+			decode_group(&glo, sv, v + f->off_lo, d - n_hi, rows + n_hi);
+		if (!prod)
+			continue;
+		const uint8_t *p = v + f->off_signs;
+		__m512 sg = _mm512_set1_ps(s * half_get(v + 2));
+		__m512 ng = _mm512_xor_ps(sg, _mm512_set1_ps(-0.0f)); /* -sg, as the reference: -0 for 0 */
+		for (int i = 0; i < d; i += 16)
+			_mm512_storeu_ps(rows + d + i, _mm512_mask_blend_ps(signs16(p + i / 8), ng, sg));
+	}
+}
