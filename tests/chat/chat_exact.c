@@ -7,7 +7,8 @@
  * (or error: it raised). The C rendering must be the same bytes, or refuse
  * (FM_EINVAL) exactly where the template raised. Then the round trip: each
  * rendered assistant turn that holds tool calls goes through the output
- * parser (fm_chat_parser_*), which must give back the calls of the messages:
+ * parser (fm_chat_parser_*), which must give back the calls of the messages
+ * (unless a message's own text holds <tool_call> markup):
  * the same names, the same arguments (as JSON values; written in json.dumps
  * form). Prints the first difference of each failing case and
  * "N passed, N failed". Exit 0 / 1.
@@ -157,7 +158,12 @@ static bool check_case(json_object *c)
 		rc = chat_render(t, m, n, tools, gen, think, buf, len + 1, &len);
 	bool ok = want ? rc == 0 && len == strlen(want) && !memcmp(buf, want, len)
 		       : rc == FM_EINVAL;
-	if (ok && want && t != CHAT_TMPL_CHATML)
+	/* contents that hold tool-call markup themselves cannot come back apart */
+	bool markup = false;
+	for (size_t i = 0; i < n; i++)
+		markup |= (m[i].content && strstr(m[i].content, "tool_call>")) ||
+			  (m[i].reasoning_content && strstr(m[i].reasoning_content, "tool_call>"));
+	if (ok && want && t != CHAT_TMPL_CHATML && !markup)
 		ok = round_trip(str(c, "tmpl"), m, n, want);
 	if (!ok) {
 		printf("FAIL: %s %s gen=%d think=%d: rc %d%s\n", str(c, "name"), str(c, "tmpl"), gen,

@@ -113,6 +113,79 @@ def conversations():
     yield "odd-role", None, [{"role": "user", "content": "a"}, {"role": "developer", "content": "b"}]
 
 
+# ---- fixed-seed random conversations: the corners of both templates ----
+FRAGMENTS = ["", " ", "\n", "\n\n", "\t", "\u3000", "\u00a0", "\u2028", "\x1c", "a", "hello world",
+             "h\u00e9llo \u4e16\u754c", "<think>", "</think>", "<think>\nr\n</think>\n\n",
+             "<tool_response>", "</tool_response>", "<tool_call>", "x\n\ny", " \u00e9 ", "\U0001f600"]
+FLOATS = [0.1, 0.30000000000000004, 1 / 3, -0.0, 1e-7, 1e16, 1e15, 2.5e-5, 5e-324,
+          1.7976931348623157e308, 123.456, -2.0, 1e22, 0.0001, 0.00001]
+
+
+def rand_text(rng, n=3):
+    return "".join(rng.choice(FRAGMENTS) for _ in range(rng.randint(0, n)))
+
+
+def rand_value(rng, depth=0):
+    k = rng.randint(0, 7 if depth < 2 else 4)
+    if k == 0:
+        return rand_text(rng)
+    if k == 1:
+        return rng.choice([0, 1, -7, 2 ** 53 + 1, 12345678901234567])
+    if k == 2:
+        return rng.choice(FLOATS)
+    if k == 3:
+        return rng.choice([True, False])
+    if k == 4:
+        return None
+    if k in (5, 6):
+        return {rng.choice(["a", "b", "city", "\u00e9", "k k", "x"]) + str(i): rand_value(rng, depth + 1)
+                for i in range(rng.randint(0, 3))}
+    return [rand_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+
+
+def rand_json_text(rng, value):
+    """JSON text of value, in one of the spellings clients use."""
+    style = rng.randint(0, 2)
+    if style == 0:
+        return json.dumps(value)
+    if style == 1:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(value, indent=1)
+
+
+def random_conversations(n, seed=1234):
+    import random
+    rng = random.Random(seed)
+    roles = ["user"] * 5 + ["assistant"] * 4 + ["tool"] * 3 + ["system"]
+    for i in range(n):
+        msgs = []
+        if rng.random() < 0.6:
+            msgs.append({"role": "system", "content": rand_text(rng)})
+        for _ in range(rng.randint(1, 6)):
+            role = rng.choice(roles)
+            m = {"role": role, "content": rand_text(rng)}
+            if role == "assistant":
+                if rng.random() < 0.3:
+                    m["reasoning_content"] = rand_text(rng)
+                if rng.random() < 0.5:
+                    m["tool_calls"] = [
+                        call(f"c{k}", rng.choice(["get_weather", "f", "do_it"]),
+                             rand_json_text(rng, {f"p{j}": rand_value(rng) for j in range(rng.randint(0, 3))}))
+                        for k in range(rng.randint(1, 2))]
+                    if rng.random() < 0.5:
+                        m["content"] = None
+            msgs.append(m)
+        if not any(m["role"] == "user" for m in msgs) and rng.random() < 0.8:
+            msgs.insert(rng.randint(0, len(msgs)), {"role": "user", "content": rand_text(rng) or "q"})
+        tools = None
+        if rng.random() < 0.6:
+            tools = rand_json_text(rng, [{"type": "function", "function": {
+                "name": "get_weather", "description": rand_text(rng),
+                "parameters": {"type": "object", "properties": {"city": {"type": "string",
+                               "default": rand_value(rng)}}, "extra": rand_value(rng)}}}])
+        yield f"random-{i}", tools, msgs
+
+
 def jinja_messages(messages, tmpl, as_objects):
     out = []
     for m in messages:
@@ -145,10 +218,14 @@ def main():
     sources = {t: open(os.path.join(HERE, t + ".jinja"), encoding="utf-8").read()
                for t in ("qwen3", "qwen35")}
     cases = []
-    for name, tools, messages in conversations():
+    import itertools
+    for name, tools, messages in itertools.chain(conversations(), random_conversations(150)):
         for tmpl in ("qwen3", "qwen35"):
             for gen in (False, True):
                 for think in (True, False):
+                    if name.startswith("random") and (gen, think) != (int(name[7:]) % 2 == 0, True) \
+                            and (gen, think) != (True, False):
+                        continue  # two of the four switch settings per random conversation
                     want = render(env, sources[tmpl], tmpl, messages, tools, gen, think,
                                   tmpl == "qwen35")
                     case = {"name": name, "tmpl": tmpl, "tools": tools, "messages": messages,
