@@ -16,9 +16,7 @@
  *           <think> block, the generation prompt opening <think>\n (thinking
  *           on by default; enable_thinking false closes it empty). It raises
  *           (FM_EINVAL here) on a list without a user query, a system message
- *           after the first, or another role. Qwen3-*-Thinking-2507 files are
- *           detected as qwen35 too (the same generation prompt), though their
- *           own template writes tool calls in Qwen3's JSON form.
+ *           after the first, or another role.
  * With tools (chat_render's tools_json) qwen3 writes the "# Tools" system block
  * and tool calls as <tool_call>{"name": .., "arguments": ..}</tool_call>,
  * qwen35 its own tools block and <tool_call><function=..><parameter=..>

@@ -30,4 +30,4 @@ $PY tests/chat/render_jinja.py "$work/cases.json" $cross || { echo "FAIL render_
 gcc -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 	-Iinclude -Isrc -o "$work/chat_exact" tests/chat/chat_exact.c src/chat.c src/chat_json.c \
 	src/chat_parse.c src/util.c -ljson-c -lm -pthread || { echo "FAIL build chat_exact"; exit 1; }
-"$work/chat_exact" "$work/cases.json"
+"$work/chat_exact" "$work/cases.json" tests/chat

@@ -1,6 +1,6 @@
 /* chat_exact.c: chat_render (src/chat.c) against the real Jinja templates.
  *
- *   chat_exact CASES.json
+ *   chat_exact CASES.json [TEMPLATE_DIR]
  *
  * CASES.json comes from render_jinja.py: per case the template, the tools
  * JSON text, the messages, the switches and the text the Jinja template gave
@@ -8,9 +8,10 @@
  * (FM_EINVAL) exactly where the template raised. Then the round trip: each
  * rendered assistant turn that holds tool calls goes through the output
  * parser (fm_chat_parser_*), which must give back the calls of the messages
- * (unless a message's own text holds <tool_call> markup):
- * the same names, the same arguments (as JSON values; written in json.dumps
- * form). Prints the first difference of each failing case and
+ * (unless a message's own text holds <tool_call> markup): the same names,
+ * the same arguments (as JSON values; written in json.dumps form). With
+ * TEMPLATE_DIR, its qwen3.jinja and qwen35.jinja must be detected as those
+ * templates. Prints the first difference of each failing case and
  * "N passed, N failed". Exit 0 / 1.
  */
 #include <json-c/json.h>
@@ -175,10 +176,29 @@ static bool check_case(json_object *c)
 	return ok;
 }
 
+/* The template files must be recognised as the templates they are. */
+static bool check_detect(const char *dir, const char *name)
+{
+	char path[4096], *text = NULL;
+	snprintf(path, sizeof(path), "%s/%s.jinja", dir, name);
+	FILE *f = fopen(path, "rb");
+	size_t n = 0;
+	if (f && (text = calloc(1, 1 << 20)))
+		n = fread(text, 1, (1 << 20) - 1, f);
+	if (f)
+		fclose(f);
+	enum chat_tmpl t = n ? chat_tmpl_detect(text) : CHAT_TMPL_NONE;
+	free(text);
+	if (t == chat_tmpl_from_name(name))
+		return true;
+	printf("FAIL: %s detected as %s\n", path, chat_tmpl_name(t));
+	return false;
+}
+
 int main(int argc, char **argv)
 {
-	if (argc != 2) {
-		fprintf(stderr, "usage: chat_exact CASES.json\n");
+	if (argc < 2 || argc > 3) {
+		fprintf(stderr, "usage: chat_exact CASES.json [TEMPLATE_DIR]\n");
 		return 2;
 	}
 	json_object *root = json_object_from_file(argv[1]);
@@ -190,6 +210,8 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < json_object_array_length(root); i++)
 		check_case(json_object_array_get_idx(root, i)) ? pass++ : fail++;
 	json_object_put(root);
+	for (int i = 0; argc == 3 && i < 2; i++)
+		check_detect(argv[2], i ? "qwen35" : "qwen3") ? pass++ : fail++;
 	printf("%d passed, %d failed\n", pass, fail);
 	return fail ? 1 : 0;
 }
