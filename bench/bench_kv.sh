@@ -71,8 +71,8 @@ hp = dict(zip(("layers", "kv"), (0, 0)))
 for l in info.splitlines():
     if l.startswith("layers "):
         w = l.replace(",", "").split()
-        hp["layers"], hp["kv"] = int(w[1]), int(w[6].rstrip(")"))
-        hd = int(w[8])
+        hp["layers"], hp["kv"] = int(w[1]), int(w[7].rstrip(")"))
+        hd = int(w[9])
 # bytes of one row of head_dim 128 (src/kv.c; docs/TURBOQUANT.md "Compression")
 row = {"f32": 512, "f16": 256, "q8_0": 136, "tq4": 66, "tq3.5": 56, "tq3": 50, "tq2.5": 40}
 def per_tok(f):

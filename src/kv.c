@@ -245,14 +245,18 @@ static void tq_kv_score(const struct kv_fmt_state *st, const struct kernels *k, 
 			size_t ld, float *work)
 {
 	size_t qf = tq_query_floats(&st->tq), rb = tq_bytes_per_vector(&st->tq);
-	float *chunk = work + (size_t)nq * qf;
+	float *tmp = work + (size_t)nq * qf, *chunk = tmp + qf;
+	vec_dot_fn dot = k->fmt[GGML_TYPE_F32].vec_dot; /* a row against nq queries */
 	for (int r = 0; r < nq; r++)
 		tq_rotate_query(&st->tq, q + (size_t)r * hd, work + r * qf);
 	for (int t0 = 0; t0 < n; t0 += KV_CHUNK) {
 		int c = n - t0 < KV_CHUNK ? n - t0 : KV_CHUNK;
 		k->tq_decode(&st->tq, rows + (size_t)t0 * rb, c, rb, chunk);
-		for (int r = 0; r < nq; r++)
-			k->attn_dot_rows(out + r * ld + t0, work + r * qf, chunk, c, (int)qf, scale);
+		for (int t = 0; t < c; t++) {
+			dot(qf, chunk + (size_t)t * qf, work, qf * sizeof(float), nq, tmp);
+			for (int r = 0; r < nq; r++)
+				out[r * ld + t0 + t] = tmp[r] * scale;
+		}
 	}
 }
 
