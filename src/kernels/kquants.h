@@ -77,6 +77,18 @@ struct block_q8_K {
 };
 _Static_assert(sizeof(struct block_q8_K) == 292, "block_q8_K size");
 
+/* Decode (gemv) walks each weight row once, from memory: prefetching the
+ * bytes KQ_PREFETCH_BYTES ahead of the block being unpacked (three lines:
+ * a K-quant block is 84-210 bytes) hides the memory latency the hardware
+ * prefetcher leaves (measured in docs/BENCHMARKS.md: "Resident decode"). */
+#define KQ_PREFETCH_BYTES 1536
+static inline void kq_prefetch_ahead(const uint8_t *block)
+{
+	__builtin_prefetch(block + KQ_PREFETCH_BYTES, 0, 3);
+	__builtin_prefetch(block + KQ_PREFETCH_BYTES + 64, 0, 3);
+	__builtin_prefetch(block + KQ_PREFETCH_BYTES + 128, 0, 3);
+}
+
 /* The 8 scales and 8 mins of a Q4_K / Q5_K block, unpacked at once: bytes 0..7
  * of out are the scales, 8..15 the mins. Spec (per sub-block j):
  *   j < 4:  sc = s[j] & 63,                          m = s[j+4] & 63

@@ -360,11 +360,12 @@ void vec_dot_q3_K_avx2(size_t n, const void *w_row, const void *act, size_t act_
 /* ---- decode: several weight rows times one activation row ----------------
  * As in kquants_avx512.c: rows one after the other, four rows' sums reduced
  * together. */
-KQ_INLINE __m256 gemv_row(enum kq_fmt f, size_t nb, const uint8_t *w,
+KQ_INLINE __m256 gemv_row(enum kq_fmt f, size_t nb, size_t bb, const uint8_t *w,
 			  const struct block_q8_K *a)
 {
 	__m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
 	for (size_t i = 0; i < nb; i++) {
+		kq_prefetch_ahead(w + i * bb);
 		struct kq_unpacked u;
 		unpack_block(f, w, i, &u);
 		block_row(f, &u, a + i, &acc, &accm);
@@ -383,21 +384,21 @@ KQ_INLINE void gemv(enum kq_fmt f, size_t n, const void *w, size_t row_bytes, in
 		    const void *act, float *out)
 {
 	const uint8_t *wb = w;
-	size_t nb = n / QK_K;
+	size_t nb = n / QK_K, bb = nb ? row_bytes / nb : 0; /* bytes of one block */
 	int r = 0;
 	for (; r + 4 <= nr; r += 4) {
 		const uint8_t *w0 = wb + (size_t)r * row_bytes;
-		__m256 s0 = gemv_row(f, nb, w0, act);
-		__m256 s1 = gemv_row(f, nb, w0 + row_bytes, act);
-		__m256 s2 = gemv_row(f, nb, w0 + 2 * row_bytes, act);
-		__m256 s3 = gemv_row(f, nb, w0 + 3 * row_bytes, act);
+		__m256 s0 = gemv_row(f, nb, bb, w0, act);
+		__m256 s1 = gemv_row(f, nb, bb, w0 + row_bytes, act);
+		__m256 s2 = gemv_row(f, nb, bb, w0 + 2 * row_bytes, act);
+		__m256 s3 = gemv_row(f, nb, bb, w0 + 3 * row_bytes, act);
 		_mm_storeu_ps(out + r, hsum4_256(s0, s1, s2, s3));
 	}
 	/* a row's sum must not depend on how the rows were split into tasks
 	 * (streamed and resident runs split differently): the tail is reduced
 	 * in the same order as one lane of the four-row reduction */
 	for (; r < nr; r++) {
-		__m256 s = gemv_row(f, nb, wb + (size_t)r * row_bytes, act);
+		__m256 s = gemv_row(f, nb, bb, wb + (size_t)r * row_bytes, act);
 		out[r] = _mm_cvtss_f32(hsum4_256(s, s, s, s));
 	}
 }

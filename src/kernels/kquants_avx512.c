@@ -369,12 +369,13 @@ void quantize_row_q8_K_avx512(const float *x, void *y, size_t n)
  * it breaks the hardware prefetcher's streams); what is shared is the end:
  * four rows' accumulators are folded and summed across in one go instead of
  * four horizontal reductions, which cost ~15% of a 2048-column row. */
-KQ_INLINE __m256 gemv_row(enum kq_fmt f, size_t nb, const uint8_t *w,
+KQ_INLINE __m256 gemv_row(enum kq_fmt f, size_t nb, size_t bb, const uint8_t *w,
 			  const struct block_q8_K *a)
 {
 	__m512 acc = _mm512_setzero_ps();
 	__m256 accm = _mm256_setzero_ps();
 	for (size_t i = 0; i < nb; i++) {
+		kq_prefetch_ahead(w + i * bb);
 		struct kq_unpacked u;
 		unpack_block(f, w, i, &u);
 		block_row(f, &u, a + i, &acc, &accm);
@@ -394,21 +395,21 @@ KQ_INLINE void gemv(enum kq_fmt f, size_t n, const void *w, size_t row_bytes, in
 		    const void *act, float *out)
 {
 	const uint8_t *wb = w;
-	size_t nb = n / QK_K;
+	size_t nb = n / QK_K, bb = nb ? row_bytes / nb : 0; /* bytes of one block */
 	int r = 0;
 	for (; r + 4 <= nr; r += 4) {
 		const uint8_t *w0 = wb + (size_t)r * row_bytes;
-		__m256 s0 = gemv_row(f, nb, w0, act);
-		__m256 s1 = gemv_row(f, nb, w0 + row_bytes, act);
-		__m256 s2 = gemv_row(f, nb, w0 + 2 * row_bytes, act);
-		__m256 s3 = gemv_row(f, nb, w0 + 3 * row_bytes, act);
+		__m256 s0 = gemv_row(f, nb, bb, w0, act);
+		__m256 s1 = gemv_row(f, nb, bb, w0 + row_bytes, act);
+		__m256 s2 = gemv_row(f, nb, bb, w0 + 2 * row_bytes, act);
+		__m256 s3 = gemv_row(f, nb, bb, w0 + 3 * row_bytes, act);
 		_mm_storeu_ps(out + r, hsum4_256(s0, s1, s2, s3));
 	}
 	/* a row's sum must not depend on how the rows were split into tasks
 	 * (streamed and resident runs split differently): the tail is reduced
 	 * in the same order as one lane of the four-row reduction */
 	for (; r < nr; r++) {
-		__m256 s = gemv_row(f, nb, wb + (size_t)r * row_bytes, act);
+		__m256 s = gemv_row(f, nb, bb, wb + (size_t)r * row_bytes, act);
 		out[r] = _mm_cvtss_f32(hsum4_256(s, s, s, s));
 	}
 }
