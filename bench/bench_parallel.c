@@ -9,7 +9,8 @@
  * use O_DIRECT anyway).
  *
  * Usage: bench_parallel -m MODEL [-np 1,2,4,8] [-n STEPS=8] [-p PROMPT=8]
- *                       [--mem SIZE] [--stream] [-t THREADS] [--no-prefetch]
+ *                       [--mem SIZE] [--cache SIZE] [--cache-policy lru|lfu|arc] [--stream]
+ *                       [-t THREADS] [--no-prefetch]
  * Build: make O=build/release build/release/bench/bench_parallel */
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,7 +50,8 @@ static int32_t argmax(const float *l, int n)
 struct opts {
 	const char *model;
 	int np[16], n_np, steps, prompt, threads;
-	uint64_t mem;
+	uint64_t mem, cache;
+	const char *policy;
 	bool stream, prefetch;
 };
 
@@ -59,6 +61,8 @@ static int run(const struct opts *o, int N)
 	struct fm_model_params mp;
 	fm_model_params_default(&mp);
 	mp.mem_bytes = o->mem;
+	mp.cache_bytes = o->cache;
+	mp.cache_policy = o->policy;
 	mp.stream = o->stream;
 	mp.prefetch = o->prefetch;
 	mp.n_threads = o->threads;
@@ -151,6 +155,10 @@ int main(int argc, char **argv)
 			o.threads = atoi(v);
 		else if (!strcmp(a, "--mem"))
 			o.mem = parse_size(v);
+		else if (!strcmp(a, "--cache"))
+			o.cache = parse_size(v);
+		else if (!strcmp(a, "--cache-policy"))
+			o.policy = v;
 		else if (!strcmp(a, "-np")) {
 			o.n_np = 0;
 			for (char *s = (char *)v; *s && o.n_np < 16;) {
@@ -175,6 +183,7 @@ int main(int argc, char **argv)
 	return 0;
 usage:
 	fprintf(stderr, "usage: bench_parallel -m MODEL [-np 1,2,4,8] [-n STEPS] [-p PROMPT] "
-			"[--mem SIZE] [--stream] [-t THREADS] [--no-prefetch]\n");
+			"[--mem SIZE] [--cache SIZE] [--cache-policy P] [--stream] [-t THREADS] "
+			"[--no-prefetch]\n");
 	return 2;
 }

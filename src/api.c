@@ -153,6 +153,7 @@ void fm_model_close(struct fm_model *fm)
 {
 	if (!fm)
 		return;
+	fwd_free(fm->fwd);
 	api_stream_close(fm);
 	pool_free(fm->pool);
 	api_tokenizer_close(fm);

@@ -9,6 +9,40 @@
 
 #define FM_DEFAULT_BATCH 256
 
+/* The model's forward scratch, shared by its contexts (evaluations take
+ * turns, so one is enough): made at the first context, remade larger when a
+ * context needs a longer batch, context or attention scratch (the old one
+ * freed first; put back if the new one does not fit). eval_mu held. */
+static int grow_scratch(struct fm_model *fm, int n_batch, int n_ctx, size_t att,
+			struct fm_error *err)
+{
+	if (fm->fwd && n_batch <= fm->fwd_n_batch && n_ctx <= fm->fwd_n_ctx && att <= fm->fwd_att)
+		return 0;
+	int nb = n_batch > fm->fwd_n_batch ? n_batch : fm->fwd_n_batch;
+	int nc = n_ctx > fm->fwd_n_ctx ? n_ctx : fm->fwd_n_ctx;
+	size_t na = att > fm->fwd_att ? att : fm->fwd_att;
+	fwd_free(fm->fwd);
+	fm->fwd = fwd_new(&fm->m, fm->k, fm->pool, nb, nc, na, &fm->mem, err);
+	int rc = fm->fwd ? api_stream_attach(fm, fm->fwd, err) : (err ? err->code : FM_ENOMEM);
+	if (!rc) {
+		fm->fwd_n_batch = nb, fm->fwd_n_ctx = nc, fm->fwd_att = na;
+		return 0;
+	}
+	fwd_free(fm->fwd);
+	fm->fwd = NULL;
+	if (fm->fwd_n_batch) { /* the contexts made so far keep working */
+		fm->fwd = fwd_new(&fm->m, fm->k, fm->pool, fm->fwd_n_batch, fm->fwd_n_ctx, fm->fwd_att,
+				  &fm->mem, NULL);
+		if (fm->fwd && api_stream_attach(fm, fm->fwd, NULL)) {
+			fwd_free(fm->fwd);
+			fm->fwd = NULL;
+		}
+	}
+	if (!fm->fwd)
+		fm->fwd_n_batch = fm->fwd_n_ctx = 0, fm->fwd_att = 0;
+	return rc;
+}
+
 struct fm_ctx *fm_ctx_new(struct fm_model *fm, int n_ctx, struct fm_error *err)
 {
 	if (n_ctx <= 0)
@@ -32,8 +66,7 @@ struct fm_ctx *fm_ctx_new(struct fm_model *fm, int n_ctx, struct fm_error *err)
 	if (!c->st)
 		goto fail;
 	pthread_mutex_lock(&fm->eval_mu);
-	c->fwd = fwd_new(&fm->m, fm->k, fm->pool, c->st, c->n_batch, &fm->mem, err);
-	int rc = c->fwd ? api_stream_attach(fm, c, err) : -1;
+	int rc = grow_scratch(fm, c->n_batch, n_ctx, c->st->kv ? kv_scratch_floats(c->st->kv) : 0, err);
 	pthread_mutex_unlock(&fm->eval_mu);
 	if (rc)
 		goto fail;
@@ -47,7 +80,6 @@ void fm_ctx_free(struct fm_ctx *c)
 {
 	if (!c)
 		return;
-	fwd_free(c->fwd);
 	state_free(c->st);
 	free(c);
 }
@@ -107,6 +139,15 @@ static int check_finite(struct fm_ctx *c, const float *out, int rows, int pos0,
 	return 0;
 }
 
+/* The shared scratch is gone only when remaking it larger failed and so did
+ * putting the old one back (memory taken meanwhile by others). */
+static int no_scratch(struct fm_error *err)
+{
+	return fm_err(err, FM_ENOMEM, NULL, FM_NO_OFFSET,
+		      "no memory for the forward pass's scratch (it was lost growing it "
+		      "for a larger context)");
+}
+
 /* Run tokens[0..n) of context c (eval_mu held); 0 or a negative code, the
  * context unchanged on failure before its first batch. */
 static int eval_locked(struct fm_ctx *c, const int32_t *tokens, int n, float *logits,
@@ -118,6 +159,8 @@ static int eval_locked(struct fm_ctx *c, const int32_t *tokens, int n, float *lo
 		return fm_err(err, FM_ERANGE, NULL, FM_NO_OFFSET,
 			      "context full: %d tokens + %d new > context size %d", c->n_past, n,
 			      c->n_ctx);
+	if (!c->fm->fwd)
+		return no_scratch(err);
 	int n_vocab = c->fm->m.hp.n_vocab;
 	/* a prompt's start (unless it continues the previous call's) and end:
 	 * where a chat's prefix reuse may come back to (state.h) */
@@ -132,7 +175,7 @@ static int eval_locked(struct fm_ctx *c, const int32_t *tokens, int n, float *lo
 			out = logits + (size_t)i * n_vocab;
 		else if (logits && last)
 			out = logits;
-		int rc = fwd_batch(c->fwd, tokens + i, nb, c->n_past, out, all_logits, err);
+		int rc = fwd_batch(c->fm->fwd, c->st, tokens + i, nb, c->n_past, out, all_logits, err);
 		if (!rc && out)
 			rc = check_finite(c, out, all_logits ? nb : 1,
 					  all_logits ? c->n_past : c->n_past + nb - 1, err);
@@ -232,6 +275,8 @@ static void account(struct fm_model *fm, struct fm_ctx *const *ctxs, const int *
 		    struct fwd *f, double dt)
 {
 	struct step_acct a = { .dt = dt };
+	if (!f)
+		return;
 	fwd_take_times(f, &a.ft);
 	store_delta(fm, &a.xs);
 	for (int i = 0; i < n_items; i++)
@@ -255,7 +300,7 @@ int fm_eval(struct fm_ctx *c, const int32_t *tokens, int n, float *logits, bool 
 	double t0 = fm_now_s();
 	int rc = eval_locked(c, tokens, n, logits, all_logits, err);
 	int done = rc ? 0 : n;
-	account(fm, &c, &done, 1, c->fwd, fm_now_s() - t0);
+	account(fm, &c, &done, 1, fm->fwd, fm_now_s() - t0);
 	pthread_mutex_unlock(&fm->eval_mu);
 	return rc;
 }
@@ -307,19 +352,20 @@ int fm_eval_batch(struct fm_batch_item *items, int n, struct fm_error *err)
 	}
 	pthread_mutex_lock(&fm->eval_mu);
 	double t_start = fm_now_s();
-	/* the items that run; the widest context hosts the step's scratch (its
-	 * batch and attention scratch are the largest) */
-	struct fm_ctx *host = NULL;
+	/* the items that run, in steps of the shared scratch's batch */
 	int n_ok = 0;
 	for (int i = 0; i < n; i++) {
 		items[i].status = 0;
-		if (batch_check(items, i, fm, &first_rc, err))
-			continue;
-		n_ok++;
-		if (!host || items[i].ctx->n_ctx > host->n_ctx)
-			host = items[i].ctx;
+		if (!batch_check(items, i, fm, &first_rc, err))
+			n_ok++;
 	}
-	int cap = host ? host->n_batch : 1;
+	if (n_ok && !fm->fwd) {
+		pthread_mutex_unlock(&fm->eval_mu);
+		for (int i = 0; i < n; i++)
+			items[i].status = items[i].status ? items[i].status : FM_ENOMEM;
+		return first_rc ? first_rc : no_scratch(err);
+	}
+	int cap = n_ok ? fm->fwd_n_batch : 1;
 	struct fwd_item *fi = n_ok ? calloc((size_t)(n_ok < cap ? n_ok : cap), sizeof(*fi)) : NULL;
 	int *map = n_ok ? calloc((size_t)n_ok, sizeof(int)) : NULL;
 	int *done = calloc((size_t)n, sizeof(int));
@@ -359,9 +405,10 @@ int fm_eval_batch(struct fm_batch_item *items, int n, struct fm_error *err)
 		if (!nf)
 			break;
 		struct fm_error e = { 0 };
-		int rc = nf == 1 && fi[0].st == host->st
-				 ? fwd_batch(host->fwd, fi[0].tokens, fi[0].n, fi[0].pos0, fi[0].logits, false, &e)
-				 : fwd_step(host->fwd, fi, nf, &e);
+		/* one item: exactly fm_eval's path */
+		int rc = nf == 1 ? fwd_batch(fm->fwd, fi[0].st, fi[0].tokens, fi[0].n, fi[0].pos0,
+					     fi[0].logits, false, &e)
+				 : fwd_step(fm->fwd, fi, nf, &e);
 		for (int k = 0; k < nf; k++) {
 			struct fm_batch_item *it = &items[map[k]];
 			struct fm_ctx *c = it->ctx;
@@ -398,8 +445,8 @@ int fm_eval_batch(struct fm_batch_item *items, int n, struct fm_error *err)
 			c->multi_end = c->n_past;
 		}
 	}
-	if (host)
-		account(fm, ctxs, done, n, host->fwd, fm_now_s() - t_start);
+	if (n_ok)
+		account(fm, ctxs, done, n, fm->fwd, fm_now_s() - t_start);
 	pthread_mutex_unlock(&fm->eval_mu);
 	free(fi), free(map), free(done), free(ctxs);
 	return first_rc;

@@ -39,6 +39,11 @@ struct fm_model {
 	pthread_mutex_t eval_mu, stats_mu;
 	struct fm_stats stats;         /* under stats_mu */
 	struct experts_stats xs_seen;  /* the store's counters after the last step (eval_mu) */
+	/* the forward pass's scratch, shared by the contexts (eval_mu): made
+	 * for the largest batch, context and attention scratch asked so far */
+	struct fwd *fwd;
+	int fwd_n_batch, fwd_n_ctx;
+	size_t fwd_att;
 	int kv_type_k, kv_type_v;      /* enum kv_type of new contexts' K and V */
 	/* expert streaming */
 	bool streaming;
@@ -49,7 +54,7 @@ struct fm_model {
 
 /* Streaming setup (api_stream.c). */
 int api_stream_open(struct fm_model *fm, const char *path, struct fm_error *err);
-int api_stream_attach(struct fm_model *fm, struct fm_ctx *c, struct fm_error *err);
+int api_stream_attach(struct fm_model *fm, struct fwd *f, struct fm_error *err);
 void api_stream_close(struct fm_model *fm);
 /* The store's gauges (cache size, I/O mode) into out. */
 void api_stream_stats(const struct fm_model *fm, struct fm_stats *out);
@@ -57,8 +62,7 @@ void api_stream_stats(const struct fm_model *fm, struct fm_stats *out);
 struct fm_ctx {
 	struct fm_model *fm;
 	struct seq_state *st;       /* KV rows, recurrent state */
-	struct fwd *fwd;
-	int n_ctx, n_batch, n_past;
+	int n_ctx, n_batch, n_past; /* n_batch: tokens per forward batch of fm_eval */
 	int multi_end;              /* where the last multi-token fm_eval ended, -1 */
 	struct fm_stats stats;      /* this context's share of the steps it took part in */
 };

@@ -148,7 +148,8 @@ static void fwd_shapes(struct fwd *f)
 }
 
 struct fwd *fwd_new(const struct model *m, const struct kernels *k, struct pool *pool,
-		    struct seq_state *st, int n_batch, struct fm_mem *mem, struct fm_error *err)
+		    int n_batch, int n_ctx, size_t att_floats, struct fm_mem *mem,
+		    struct fm_error *err)
 {
 	struct fwd *f = calloc(1, sizeof(*f));
 	if (!f) {
@@ -159,15 +160,14 @@ struct fwd *fwd_new(const struct model *m, const struct kernels *k, struct pool 
 	f->hp = &m->hp;
 	f->k = k;
 	f->pool = pool;
-	f->st = st;
 	f->mem = mem;
 	f->n_batch = n_batch;
-	f->n_ctx = st->n_ctx;
+	f->n_ctx = n_ctx;
 	/* bounded by model.c's check_ranges: these products fit an int */
 	f->q_dim = m->hp.n_head * m->hp.head_dim;
 	f->kv_dim = m->hp.n_head_kv * m->hp.head_dim;
 	f->n_pair = n_batch * m->hp.n_expert_used;
-	f->att_floats = st->kv ? kv_scratch_floats(st->kv) : 0;
+	f->att_floats = att_floats;
 	fwd_shapes(f);
 	struct carve c = { NULL, 0 };
 	fwd_layout(f, &c);
@@ -289,17 +289,17 @@ static int run_layers(struct fwd *f, int n, struct fm_error *err)
 	return 0;
 }
 
-int fwd_batch(struct fwd *f, const int32_t *tokens, int n, int pos0, float *logits,
-	      bool all_logits, struct fm_error *err)
+int fwd_batch(struct fwd *f, struct seq_state *st, const int32_t *tokens, int n, int pos0,
+	      float *logits, bool all_logits, struct fm_error *err)
 {
-	if (n < 1 || n > f->n_batch || pos0 < 0 || pos0 + n > f->n_ctx)
+	if (n < 1 || n > f->n_batch || pos0 < 0 || pos0 + n > st->n_ctx || st->n_ctx > f->n_ctx)
 		return fm_err(err, FM_ERANGE, NULL, FM_NO_OFFSET,
 			      "batch of %d tokens at position %d does not fit (batch %d, context %d)",
-			      n, pos0, f->n_batch, f->n_ctx);
+			      n, pos0, f->n_batch, st->n_ctx);
 	int rc = check_tokens(f->hp, tokens, n, err);
 	if (rc)
 		return rc;
-	f->segs[0] = (struct fwd_seg){ f->st, 0, n, pos0 };
+	f->segs[0] = (struct fwd_seg){ st, 0, n, pos0 };
 	f->n_segs = 1;
 	rc = embed(f, tokens, n, 0, err);
 	if (!rc)
@@ -370,7 +370,7 @@ int fwd_step(struct fwd *f, const struct fwd_item *items, int n_items, struct fm
 	for (int i = 0; i < n_items; i++) {
 		const struct fwd_item *it = &items[i];
 		if (it->n < 1 || it->n > f->n_batch - n || it->pos0 < 0 ||
-		    it->pos0 + it->n > it->st->n_ctx)
+		    it->pos0 + it->n > it->st->n_ctx || it->st->n_ctx > f->n_ctx)
 			return fm_err(err, FM_ERANGE, NULL, FM_NO_OFFSET,
 				      "item %d: %d tokens at position %d do not fit (step batch %d, "
 				      "%d tokens before it; context %d)",

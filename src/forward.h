@@ -13,10 +13,13 @@
 struct fwd;
 struct seq_state;
 
-/* Scratch for batches of up to n_batch tokens of the sequence whose state
- * (KV rows, recurrent state) is st. */
+/* Scratch for batches of up to n_batch tokens of sequences of up to n_ctx
+ * positions whose attention needs att_floats of scratch per thread
+ * (kv_scratch_floats of their KV cache; 0 without attention layers). One
+ * fwd may serve any number of sequences, one batch at a time. */
 struct fwd *fwd_new(const struct model *m, const struct kernels *k, struct pool *pool,
-		    struct seq_state *st, int n_batch, struct fm_mem *mem, struct fm_error *err);
+		    int n_batch, int n_ctx, size_t att_floats, struct fm_mem *mem,
+		    struct fm_error *err);
 /* Seconds spent per phase (block boundaries: STYLE "telemetry"). */
 struct fwd_times {
 	double attn_s, gdn_s, route_s, experts_s, shared_s, head_s;
@@ -32,10 +35,11 @@ struct experts_trace;
  * routing decisions to trace (may be NULL), prefetch the next layer's guess. */
 void fwd_set_experts(struct fwd *f, struct experts *x, struct experts_trace *trace, bool prefetch);
 
-/* Run tokens[0..n) at positions pos0.. (n <= n_batch, pos0 + n <= n_ctx).
- * logits: NULL, the last token's n_vocab logits, or all n x n_vocab. */
-int fwd_batch(struct fwd *f, const int32_t *tokens, int n, int pos0, float *logits,
-	      bool all_logits, struct fm_error *err);
+/* Run tokens[0..n) of the sequence whose state is st at positions pos0..
+ * (n <= n_batch, pos0 + n <= its n_ctx). logits: NULL, the last token's
+ * n_vocab logits, or all n x n_vocab. */
+int fwd_batch(struct fwd *f, struct seq_state *st, const int32_t *tokens, int n, int pos0,
+	      float *logits, bool all_logits, struct fm_error *err);
 
 /* One sequence's part of a step: n tokens at positions pos0.. of the
  * sequence whose state is st; logits: NULL or n_vocab floats for the last. */
@@ -48,8 +52,8 @@ struct fwd_item {
 /* Run the items (distinct sequences, together at most n_batch tokens) as one
  * batch: attention and the DeltaNet per item on its own state, the MoE over
  * all tokens at once (each routed expert read and multiplied once). Any
- * sequence of the model may be given whose context is no longer than the
- * state this fwd was made for (its attention scratch). 0 or a negative code
+ * sequence of the model may be given whose context fits the fwd (n_ctx,
+ * att_floats). 0 or a negative code
  * (nothing checked fails after a state was touched, except an I/O error of
  * the expert store). */
 int fwd_step(struct fwd *f, const struct fwd_item *items, int n_items, struct fm_error *err);

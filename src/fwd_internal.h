@@ -39,13 +39,12 @@ struct fwd {
 	const struct hparams *hp;
 	const struct kernels *k;
 	struct pool *pool;
-	struct seq_state *st;   /* the context's own (fwd_batch) */
 	struct fm_mem *mem;
 	struct fwd_seg *segs;   /* [B] the current batch's segments */
 	int n_segs;
 	int *tok_seg;           /* [B] segment of each token */
 	size_t att_floats;      /* per thread in att_scratch */
-	int n_batch, n_ctx, q_dim, kv_dim, n_pair, wide;
+	int n_batch, n_ctx, q_dim, kv_dim, n_pair, wide; /* n_ctx: the longest sequence */
 	size_t scratch_bytes;
 	uint8_t *scratch;
 	float *h, *xn;          /* [B][n_embd], [B][wide] */

@@ -203,13 +203,15 @@ static void test_long_prompt(void)
  * to hold them (a counted temporary). Reference kernels: bit for bit. */
 static void test_head_layouts(void)
 {
-	isa = "ref";
-	struct fm_model *m = open_model(false, 0);
-	isa = NULL;
-	if (!m)
-		return;
 	struct fm_error err = { 0 };
 	for (int layout = 0; layout < 3; layout++) {
+		/* a fresh model each: its contexts share a scratch sized for the
+		 * largest so far */
+		isa = "ref";
+		struct fm_model *m = open_model(false, 0);
+		isa = NULL;
+		if (!m)
+			return;
 		int n_ctx = layout == 2 ? 8 : 64;
 		struct fm_ctx *c[3], *r[3];
 		float *arr = calloc((size_t)3 * n_vocab, 4), *sep[3], *want = calloc((size_t)n_vocab, 4);
@@ -232,8 +234,8 @@ static void test_head_layouts(void)
 			fm_ctx_free(c[k]), fm_ctx_free(r[k]), free(sep[k]);
 		}
 		free(arr), free(want);
+		fm_model_close(m);
 	}
-	fm_model_close(m);
 }
 
 /* Items that cannot run fail in their status; the others run. */
