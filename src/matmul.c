@@ -52,6 +52,9 @@ static void seg_rows(const struct kernels *k, const struct mm_seg *s, int r0, in
 		int ny = s->n_tok - t0 < KERNEL_MAX_NY ? s->n_tok - t0 : KERNEL_MAX_NY;
 		const uint8_t *a = (const uint8_t *)s->act + (size_t)t0 * s->act_stride;
 		for (int r = r0; r < r1; r++) {
+			if (s->n_tok == 1) /* decode: the next row's start, as kq_prefetch_ahead */
+				for (size_t b = 0; b < w->row_bytes && b < 1536; b += 64)
+					__builtin_prefetch(w->data + (size_t)(r + 1) * w->row_bytes + b, 0, 3);
 			dot((size_t)w->n_cols, w->data + (size_t)r * w->row_bytes, a, s->act_stride,
 			    ny, tmp);
 			for (int j = 0; j < ny; j++)
