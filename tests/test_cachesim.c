@@ -282,8 +282,8 @@ static void test_generator_skew(void)
 	CHECK(cachesim_gen_write(write_text("x.txt", ""), &bad, &err) == FM_EINVAL, "k > n_expert");
 }
 
-/* pred, by hand (decay 0.97, q = 0.03 * use + now, one layer: every
- * distance 1). Frequency alone: 0 0 0 1 2 0 keeps the hot 0 (LRU drops it). */
+/* pred, by hand (the defaults: decay 0.995, q = 0.005 * use + now; one
+ * layer, so every distance is the same). Frequency alone: 0 0 0 1 2 0 keeps the hot 0 (LRU drops it). */
 static void test_pred_by_hand(void)
 {
 	struct cachesim_trace t;
@@ -293,8 +293,8 @@ static void test_pred_by_hand(void)
 	CHECK(sim_hits(&t, CACHE_POLICY_PRED, 2) == 3, "pred keeps the hot expert");
 	CHECK(sim_hits(&t, CACHE_POLICY_LRU, 2) == 2, "LRU drops it");
 	cachesim_trace_free(&t);
-	/* With probabilities: at line 2, q0 = 0.03 * 0.97 + 0.05 = 0.079 and
-	 * q1 = 0.03 * 0.9409 + 0.15 = 0.178, so pred evicts 0 (the later used)
+	/* With probabilities: at line 2, q0 = 0.005 * 0.995 + 0.05 = 0.055 and
+	 * q1 = 0.005 * 0.990 + 0.15 = 0.155, so pred evicts 0 (the later used)
 	 * and line 3 hits 1; without them q0 > q1 and it evicts 1, as LRU does. */
 	const char *hdr = "# flashmoe expert trace v2 n_layer=1 n_expert=3 n_expert_used=1\n";
 	const char *lines[4] = {"0 0 1\n", "1 0 0\n", "2 0 2\n", "3 0 1\n"};
