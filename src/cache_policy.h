@@ -17,6 +17,14 @@
  *   ARC  Adaptive Replacement Cache (Megiddo & Modha, FAST 2003): recency list
  *        T1 and frequency list T2, ghost lists B1/B2 of recently evicted keys
  *        steer the target size of T1.
+ *   PRED evicts the expert whose next use it expects latest (Belady's rule
+ *        with a forecast): expected lines until the next use = w_dist * the
+ *        lines until its layer's next request + n_layer * (1 - q) / q, where
+ *        q, its chance of being chosen by the next token, is a decayed
+ *        selection frequency (per token of its layer) plus the router's
+ *        latest probability for it. Needs each token's routing
+ *        (cache_policy_route); knows what LRU/LFU do not: the full score
+ *        vector and the layer order of the requests.
  *   MIN  Belady's optimal policy (evict the key used farthest in the future);
  *        needs each access's next-use time, so the simulator only.
  *
@@ -48,9 +56,10 @@ enum cache_policy_kind {
 	CACHE_POLICY_COUNT
 };
 
-/* The default for the live cache (measured on synthetic traces; see the
- * comment at the top of cachesim.c). */
-#define CACHE_POLICY_DEFAULT CACHE_POLICY_LFU
+/* The default for the live cache: PRED, the best online policy of
+ * cache-sim on the synthetic, brown-moe and r128 traces at 10, 20 and 33% of
+ * the experts (docs/BENCHMARKS.md; LFU before it, see cachesim.c). */
+#define CACHE_POLICY_DEFAULT CACHE_POLICY_PRED
 
 /* May slot be evicted now? */
 typedef bool (*cache_evictable_fn)(void *ctx, uint32_t slot);

@@ -9,7 +9,10 @@
  * farthest-next-use key among the others is still optimal (exchange
  * argument), so MIN bounds every policy from above on the same trace.
  *
- * Why LFU is the default (cache_policy.h): on six synthetic traces (48
+ * The default is now PRED (cache_policy.h): on the traces of trained
+ * routers (brown-moe, r128; docs/BENCHMARKS.md) and the synthetic one below
+ * it beats LFU by 1-12 points at 10-33% of the experts. Before it, why LFU
+ * was the default: on six synthetic traces (48
  * layers x 128 experts, top-8, 1000 tokens; uniform, Zipf 0.6 and 1.2, with
  * and without 50% repeats of the previous token's experts, and a topic shift
  * every 200 tokens; made with `flashmoe cache-sim --gen ...`) at 5/10/25/50%
