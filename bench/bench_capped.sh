@@ -14,7 +14,11 @@
 #   ceiling tok/s = fio GB/s / (MB read per generated token)
 #   (reads of the prompt count toward the run's bytes; they are 8 of 56 tokens)
 #
-# Usage: sh bench/bench_capped.sh [REPS=2] [MODEL] ["label:flags" ...]
+# IOCAP=BYTES_PER_S throttles the disk (bench/iocap.sh) for fio and every run:
+# a slower disk on the same machine, to see where prefetch pays and where not.
+# A run is "label:flags", or "label:@BINARY flags" to run another build (the
+# baseline: main before a change, built elsewhere).
+# Usage: [IOCAP=B/s] sh bench/bench_capped.sh [REPS=2] [MODEL] ["label:flags" ...]
 set -e
 cd "$(dirname "$0")/.."
 REPS=${1:-2}
@@ -22,6 +26,8 @@ M=${2:-build/models/q3-30b-shape-L12.gguf}
 if [ $# -ge 2 ]; then shift 2; else shift $#; fi
 SHARED=$(cd .. && pwd)/shared/bin
 B=build/release/flashmoe
+CAPIO=""
+[ -n "${IOCAP:-}" ] && CAPIO="sh bench/iocap.sh $IOCAP"
 make -s >/dev/null
 if [ ! -f "$M" ]; then
 	mkdir -p "$(dirname "$M")"
@@ -36,7 +42,8 @@ mem=$((cap / 100 * 95))
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores"
 echo "model: $M ($size bytes); memcap $cap bytes, --mem $mem"
 python3 "$SHARED/dropcache" "$M" >/dev/null
-fio_gbs=$(fio --name=rr --filename="$M" --direct=1 --rw=randread --bs=1M --iodepth=16 \
+echo "disk throttle: ${IOCAP:-none} bytes/s"
+fio_gbs=$($CAPIO fio --name=rr --filename="$M" --direct=1 --rw=randread --bs=1M --iodepth=16 \
 	--ioengine=io_uring --runtime=15 --time_based --readonly --output-format=terse \
 	--terse-version=3 2>/dev/null | awk -F';' '{printf "%.3f", $7 * 1024 / 1e9}')
 echo "fio 1 MiB O_DIRECT random reads, QD 16: $fio_gbs GB/s"
@@ -48,9 +55,15 @@ for rep in $(seq "$REPS"); do
 	for spec in "$@"; do
 		label=${spec%%:*}
 		flags=${spec#*:}
+		bin=$B
+		case $flags in @*) # "@BINARY flags": another build (e.g. main before a change)
+			bin=${flags%% *}
+			bin=${bin#@}
+			case $flags in *" "*) flags=${flags#* } ;; *) flags="" ;; esac ;;
+		esac
 		python3 "$SHARED/dropcache" "$M" >/dev/null
 		# shellcheck disable=SC2086
-		"$SHARED/memcap" "$cap" $B generate -m "$M" --token-ids 1,2,3,4,5,6,7,8 -n 48 --temp 1 \
+		$CAPIO "$SHARED/memcap" "$cap" "$bin" generate -m "$M" --token-ids 1,2,3,4,5,6,7,8 -n 48 --temp 1 \
 			--top-k 0 --top-p 1 --min-p 0 --seed 1 --ids --stats --mem "$mem" $flags \
 			2>&1 >/dev/null | tee "build/bench-capped-$label.txt" |
 			awk -v l="$label" -v fio="$fio_gbs" '
