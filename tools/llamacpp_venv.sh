@@ -15,12 +15,20 @@
 # the built libggml-cpu.so has no tilezero/ldtilecfg/tdpb* (checked below).
 # The flags are written to $V/flashmoe-build.txt; a venv without that exact
 # file (an older native build, another CPU) is stale and is rebuilt.
+# LLAMACPP_ISA=avx2: a second venv (llamacpp-venv-avx2) built as if the CPU
+# had no AVX-512 and no AVX-VNNI (a Zen 3), for the "AVX2 forced" comparison
+# (flashmoe --isa avx2).
 set -e
 CACHE=${FM_CACHE:-$HOME/.cache/flashmoe}
 V=$CACHE/llamacpp-venv
 PKG="llama-cpp-python==0.3.36"
 
 cpu_flags=" $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2) "
+if [ "${LLAMACPP_ISA:-}" = avx2 ]; then
+	V=$CACHE/llamacpp-venv-avx2
+	cpu_flags=$(echo "$cpu_flags" | tr ' ' '\n' | grep -v -e '^avx512' -e '^avx_vnni' | tr '\n' ' ')
+	cpu_flags=" $cpu_flags "
+fi
 on() { # ON if cpuinfo lists every flag named, else OFF
 	for f; do
 		case $cpu_flags in *" $f "*) ;; *) echo OFF; return ;; esac
@@ -51,7 +59,7 @@ if ready; then
 fi
 mkdir -p "$CACHE"
 # one build at a time (parallel `make check` runs); the loser reuses it
-exec 9>"$CACHE/llamacpp-venv.lock"
+exec 9>"$V.lock"
 command -v flock >/dev/null && flock 9
 if ready; then
 	echo "$V"
