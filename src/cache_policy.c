@@ -41,6 +41,7 @@ struct cache_policy {
 	/* PRED, over keys */
 	uint32_t n_layer, n_expert, cur_layer;
 	float *use, *soft, *now;    /* [n_keys] */
+	float *cost;                /* [n_layer]: relative read cost of an expert */
 	float pd, pwu, pws, pwn, pqmin, pdist;
 };
 
@@ -307,7 +308,7 @@ static float pred_next(const struct cache_policy *p, uint32_t key)
 	q = q < p->pqmin ? p->pqmin : q > 1.0f ? 1.0f : q;
 	float dist = (float)(layer > p->cur_layer ? layer - p->cur_layer
 						  : layer + p->n_layer - p->cur_layer);
-	return p->pdist * dist + (float)p->n_layer * (1.0f - q) / q;
+	return (p->pdist * dist + (float)p->n_layer * (1.0f - q) / q) / p->cost[layer];
 }
 
 static int64_t pred_evict(struct cache_policy *p, cache_evictable_fn ok, void *ctx)
@@ -376,13 +377,16 @@ struct cache_policy *cache_policy_new_layers(enum cache_policy_kind k, uint32_t 
 	if (k == CACHE_POLICY_PRED)
 		ok = ok && (p->stamp = malloc(n_slots * sizeof(uint64_t))) &&
 		     (p->use = calloc(n_keys, sizeof(float))) && (p->soft = calloc(n_keys, sizeof(float))) &&
-		     (p->now = calloc(n_keys, sizeof(float)));
+		     (p->now = calloc(n_keys, sizeof(float))) &&
+		     (p->cost = malloc(n_layer * sizeof(float)));
 	if (k == CACHE_POLICY_ARC)
 		ok = ok && (p->where = calloc(n_keys, 1)) &&
 		     (p->slot_of_key = malloc(n_keys * sizeof(uint32_t)));
 	if (!ok)
 		goto fail;
 	memset(p->key_of_slot, 0xff, n_slots * sizeof(uint32_t));
+	for (uint32_t l = 0; p->cost && l < n_layer; l++)
+		p->cost[l] = 1.0f;
 	if (p->slot_of_key)
 		memset(p->slot_of_key, 0xff, n_keys * sizeof(uint32_t));
 	return p;
@@ -395,6 +399,7 @@ void cache_policy_free(struct cache_policy *p)
 {
 	if (!p)
 		return;
+	free(p->cost);
 	free(p->now);
 	free(p->soft);
 	free(p->use);
@@ -510,6 +515,12 @@ void cache_policy_drop(struct cache_policy *p, uint32_t slot)
 		break;
 	}
 	p->key_of_slot[slot] = CP_NONE;
+}
+
+void cache_policy_set_cost(struct cache_policy *p, uint32_t layer, float cost)
+{
+	if (p->cost && layer < p->n_layer && cost > 0.0f)
+		p->cost[layer] = cost;
 }
 
 void cache_policy_route(struct cache_policy *p, uint32_t layer, const float *probs,

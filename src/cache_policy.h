@@ -24,7 +24,9 @@
  *        selection frequency (per token of its layer) plus the router's
  *        latest probability for it. Needs each token's routing
  *        (cache_policy_route); knows what LRU/LFU do not: the full score
- *        vector and the layer order of the requests.
+ *        vector, the layer order of the requests, and (set_cost) what
+ *        each layer's experts cost to read: the expected time is divided
+ *        by that relative cost.
  *   MIN  Belady's optimal policy (evict the key used farthest in the future);
  *        needs each access's next-use time, so the simulator only.
  *
@@ -104,6 +106,11 @@ struct cache_pred_params {
 #define CACHE_PRED_DEFAULT {0.995f, 1.0f, 0.0f, 1.0f, 0.01f, 2.0f}
 /* NULL: the defaults. */
 void cache_policy_set_pred(struct cache_policy *p, const struct cache_pred_params *q);
+
+/* What reading an expert of layer costs, relative to the other layers (1 =
+ * the default for all): PRED divides an expert's expected time to its next
+ * use by it, so an expensive expert stays longer. No-op for the others. */
+void cache_policy_set_cost(struct cache_policy *p, uint32_t layer, float cost);
 
 /* One token's routing at layer: the router's probabilities over the layer's
  * n_expert experts (NULL when unknown) and the sel[0..n_sel) it chose. Call

@@ -214,6 +214,11 @@ static int experts_alloc_tables(struct experts *x, const struct experts_params *
 	x->pf_layer = -1;
 	x->policy = cache_policy_new_layers(p->policy, x->n_slots, (uint32_t)x->desc.n_layer,
 					    (uint32_t)x->desc.n_expert);
+	double mean = 0; /* read cost: each layer's expert bytes over the mean */
+	for (int l = 0; x->policy && l < x->desc.n_layer; l++)
+		mean += (double)experts_expert_bytes(x, l) / x->desc.n_layer;
+	for (int l = 0; x->policy && l < x->desc.n_layer; l++)
+		cache_policy_set_cost(x->policy, (uint32_t)l, (float)(experts_expert_bytes(x, l) / mean));
 	if (!x->table || !x->guessed || !x->policy || !x->spec_ring || !x->spec_q)
 		return fm_err(err, FM_ENOMEM, NULL, FM_NO_OFFSET, "out of memory");
 	memset(x->table, 0xff, n_keys * sizeof(*x->table));

@@ -332,6 +332,37 @@ static void test_pred_by_hand(void)
 	      "a probability above 1e6");
 }
 
+static bool any_slot(void *ctx, uint32_t slot)
+{
+	(void)ctx;
+	(void)slot;
+	return true;
+}
+
+/* pred's layer distance and read cost: two layers, one expert each cached
+ * after routing layer 0 then layer 1 (both certain: q = 1). Layer 0's is
+ * needed first (1 line away, weighted 2 -> 2; layer 1's: 2 lines -> 4), so
+ * layer 1's goes, unless reading it costs 3x (4 / 3 < 2). */
+static void test_pred_cost(void)
+{
+	for (int costly = 0; costly < 2; costly++) {
+		struct cache_policy *p = cache_policy_new_layers(CACHE_POLICY_PRED, 2, 2, 2);
+		CHECK(p, "new");
+		if (!p)
+			return;
+		if (costly)
+			cache_policy_set_cost(p, 1, 3.0f);
+		int32_t e0 = 0;
+		cache_policy_route(p, 0, NULL, &e0, 1);
+		cache_policy_insert(p, 0, 0, 0);
+		cache_policy_route(p, 1, NULL, &e0, 1);
+		cache_policy_insert(p, 1, 2, 0);
+		int64_t v = cache_policy_evict(p, 3, any_slot, NULL);
+		CHECK(v == (costly ? 0 : 1), "cost %d: evicted slot %lld", costly, (long long)v);
+		cache_policy_free(p);
+	}
+}
+
 static const float route_p[8] = {0.30f, 0.25f, 0.15f, 0.10f, 0.08f, 0.06f, 0.04f, 0.02f};
 
 static bool route_cached(void *ctx, int32_t e)
@@ -446,6 +477,7 @@ int main(void)
 	test_parser();
 	test_generator_skew();
 	test_pred_by_hand();
+	test_pred_cost();
 	test_cache_route();
 	test_store_route();
 	test_sim_route();
