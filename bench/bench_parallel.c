@@ -118,8 +118,11 @@ static int run(const struct opts *o, int N)
 	fm_get_stats(m, &st);
 	uint64_t gen = (uint64_t)N * o->steps;
 	double hit = st.expert_lookups ? 100.0 * st.expert_hits / st.expert_lookups : 100.0;
-	printf("%3d  %8.2f  %8.2f  %10.1f  %6.1f%%  %8.0f  %s\n", N, gen / dt, o->steps / dt,
+	printf("%3d  %8.2f  %8.2f  %10.1f  %6.1f%%  %8.0f  %s", N, gen / dt, o->steps / dt,
 	       st.bytes_read / 1048576.0 / gen, hit, st.mem_peak_bytes / 1048576.0, st.io_mode);
+	if (st.cache_slots)
+		printf(", cache %llu slots", (unsigned long long)st.cache_slots);
+	printf("\n");
 	fflush(stdout);
 out:
 	for (int i = 0; c && i < N; i++)
