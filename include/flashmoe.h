@@ -250,10 +250,12 @@ FM_API int fm_chat_render_tools(const char *tmpl, const struct fm_chat_msg *msgs
  * llama-server's reasoning_content) and tool calls (<tool_call>...</tool_call>
  * with {"name": .., "arguments": {..}} inside, or Qwen3.5's
  * <function=NAME><parameter=K>V</parameter></function>). A tool call is
- * reported once its closing tag has arrived: BEGIN (name, a fresh id
- * "call_<n>"), ARGS (the arguments as JSON text; concatenate the ARGS of one
- * call), END. Tool-call text that does not parse comes out as content. One
- * parser per generation; not thread-safe. */
+ * reported once its closing tag has arrived: BEGIN (name, a fresh random id
+ * "call_" + 24 letters and digits), ARGS (the arguments as JSON text in
+ * Python's json.dumps form; concatenate the ARGS of one call), END. Text
+ * inside <tool_call> that does not parse, or a call never closed, comes out
+ * as content, tags included. Whitespace around reasoning and calls is
+ * dropped. One parser per generation; not thread-safe. */
 enum fm_chat_event_kind {
 	FM_CHAT_CONTENT = 0,
 	FM_CHAT_REASONING,
