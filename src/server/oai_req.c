@@ -280,14 +280,14 @@ struct chat_msgs {
 	struct fm_chat_msg *msgs;
 	char **own;
 	struct fm_chat_tool_call **calls;
-	size_t n;
+	size_t n, cap;  /* messages parsed; room (own[] and calls[] are zeroed) */
 };
 
 static void chat_msgs_free(struct chat_msgs *cm)
 {
-	for (size_t i = 0; cm->own && i < cm->n; i++) {
-		free(cm->own[i]);
-		free(cm->calls[i]);
+	for (size_t i = 0; i < cm->cap; i++) {
+		free(cm->own ? cm->own[i] : NULL);
+		free(cm->calls ? cm->calls[i] : NULL);
 	}
 	free(cm->own);
 	free(cm->calls);
@@ -351,6 +351,7 @@ static int chat_msgs_parse(struct json_object *root, struct chat_msgs *cm, struc
 	cm->msgs = calloc(n, sizeof(*cm->msgs));
 	cm->own = calloc(n, sizeof(*cm->own));
 	cm->calls = calloc(n, sizeof(*cm->calls));
+	cm->cap = n;
 	if (!cm->msgs || !cm->own || !cm->calls)
 		return oai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
 	for (size_t i = 0; i < n; i++, cm->n++) {
