@@ -11,8 +11,11 @@
 #   - for the token embedding (here also the output head) at Q8_0, Q4_0, Q4_K,
 #     Q3_K, Q2_K, the rest F16;
 #   - for fewer routed experts per token than trained (--experts-per-token K);
-#   - for each KV cache format (--kv-type; the base runs with f32);
-#   - for the shipped file as it is.
+#   - for the shipped file as it is;
+#   - the KV cache formats (docs/TURBOQUANT.md), on the shipped file against
+#     itself with an F32 KV cache (first KV_CHUNKS=20 windows), keys and
+#     values alone and together, with --kv-compare's attention-output error
+#     (K and V / K only / V only, all layers).
 # Usage: sh bench/quality.sh BASE_F16.gguf [SHIPPED.gguf] [CHUNKS=40] [TEXT]
 # Writes build/quality/ (the base distributions take ~0.3 MB per scored token)
 # and prints a Markdown table.
@@ -22,9 +25,9 @@ BASE=${1:?usage: sh bench/quality.sh BASE_F16.gguf [SHIPPED.gguf] [CHUNKS] [TEXT
 SHIPPED=${2:-models/brown-moe.gguf}
 CHUNKS=${3:-40}
 TXT=${4:-models/brown-heldout.txt}
-B=build/release/flashmoe
-Q=build/quality
-make -s >/dev/null
+B=${FM_BIN:-build/release/flashmoe}
+Q=${OUT:-build/quality}
+[ -n "$FM_BIN" ] || make -s >/dev/null
 mkdir -p $Q
 K=$($B info -m "$BASE" | sed -n 's/^experts [0-9]* (\([0-9]*\) used.*/\1/p')
 echo "base $BASE: $K experts per token; $CHUNKS windows of 512 tokens of $TXT" >&2
@@ -34,12 +37,17 @@ row() {
 	label=$1 model=$2
 	shift 2
 	out=$Q/$(echo "$label" | tr -c 'A-Za-z0-9_.=-' '_').txt
-	$B perplexity -m "$model" -f "$TXT" -c 512 --chunks "$CHUNKS" -t 2 --kl-base $Q/base.kl "$@" \
-		>"$out" 2>&1 || { cat "$out" >&2; exit 1; }
+	$B perplexity -m "$model" -f "$TXT" -c 512 --chunks "${ROW_CHUNKS:-$CHUNKS}" -t 2 \
+		--kl-base "${KLBASE:-$Q/base.kl}" "$@" >"$out" 2>&1 || { cat "$out" >&2; exit 1; }
 	ppl=$(sed -n 's/^perplexity: \([0-9.]*\)$/\1/p' "$out")
 	kl=$(sed -n 's/^kl divergence (base || current): mean \([0-9.e+-]*\) +\/- \([0-9.e+-]*\), max \([0-9.e+-]*\).*/\1 | \2 | \3/p' "$out")
 	top=$(sed -n 's/^top-1 agreement: \([0-9.]*\) %.*/\1%/p' "$out")
 	size=$(stat -c %s "$model")
+	if [ -n "$KV_ROWS" ]; then
+		err=$(sed -n 's/^| all | \([0-9.]*\) | \([0-9.]*\) | \([0-9.]*\) | .*/\1 \/ \2 \/ \3/p' "$out")
+		echo "| $label | \`$(echo "$*" | sed 's/--kv-compare //')\` | $ppl | $kl | $top | $err |"
+		return
+	fi
 	echo "| $label | $(awk "BEGIN { printf \"%.2f\", $size / 1e6 }") | $ppl | $kl | $top |"
 }
 
@@ -69,3 +77,18 @@ done
 row "F16, KV cache f16" "$BASE" --kv-type f16
 [ -f "$SHIPPED" ] && row "shipped: $(basename "$SHIPPED")" "$SHIPPED"
 echo "(scored tokens: $(sed -n 's/^scored tokens: \([0-9]*\).*/\1/p' $Q/base.txt))"
+
+# KV cache formats on the shipped file, against itself with an F32 cache
+[ -f "$SHIPPED" ] || exit 0
+KVC=${KV_CHUNKS:-20}
+$B perplexity -m "$SHIPPED" -f "$TXT" -c 512 --chunks "$KVC" -t 2 --save-logits $Q/kvbase.kl \
+	>$Q/kvbase.txt 2>&1 || { cat $Q/kvbase.txt >&2; exit 1; }
+echo
+echo "| KV cache (K / V) | flags | perplexity | KL mean (nats/token) | +/- | KL max | top-1 | attention error K+V / K / V |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+export KV_ROWS=1 KLBASE=$Q/kvbase.kl ROW_CHUNKS=$KVC
+for f in f16 q8_0 q8_0/f16 f16/q8_0 tq4 tq3.5 tq3 tq2.5 tq3.5p/tq3.5 q8_0/tq4 q8_0/tq3.5 \
+	q8_0/tq2.5 tq4/tq3.5 tq3.5/tq4 tq4/tq3 tq4/tq2.5; do
+	row "$f" "$SHIPPED" --kv-compare -ctk "${f%/*}" -ctv "${f#*/}"
+done
+echo "(scored tokens: $(sed -n 's/^scored tokens: \([0-9]*\).*/\1/p' $Q/kvbase.txt); base: the shipped file with an F32 KV cache)"

@@ -25,6 +25,16 @@ Usage:
   (under a memory limit: ../shared/bin/memcap 3.2G $P bench/vs_llamacpp.py speed ...)
   $P bench/vs_llamacpp.py logits MODEL [--tokens 64] [--seed 1] [--text FILE] [--kv f32|f16]
                                [--llama-defaults] [--llama-repack on|off]
+  $P bench/vs_llamacpp.py depth  MODEL [--depths 1024,8192] [-n 8] [--reps 1]
+                               [--llama-kv f16,q8_0] [--flashmoe-kv f16,q8_0,tq4,tq3.5,q8_0/tq4]
+
+  depth   generation speed after D tokens of context (docs/TURBOQUANT.md
+          "Speed"): llama.cpp with flash attention on and its K and V caches
+          at each --llama-kv type (-ctk/-ctv), its context filled by a real
+          prefill of D random ids (untimed); flashmoe `bench -d D` at each
+          --flashmoe-kv (K/V), its context filled by copying a 32-token
+          prompt's KV rows (cmd_bench.c). Then N single-token decodes each,
+          timed: llama_perf_context's eval time, flashmoe's tg_tok_s.
 """
 import argparse
 import ctypes
@@ -57,7 +67,8 @@ def bench_ids(seed, n, n_vocab):
 class Llama:
     """One llama.cpp model and context, driven through the C API."""
 
-    def __init__(self, path, n_ctx, threads, n_batch=512, repack=True, kv="f16", flash_attn=-1):
+    def __init__(self, path, n_ctx, threads, n_batch=512, repack=True, kv="f16", flash_attn=-1,
+                 kv_v=None):
         L.llama_backend_init()
         mp = L.llama_model_default_params()
         mp.n_gpu_layers = 0
@@ -76,7 +87,9 @@ class Llama:
         cp.n_ubatch = n_batch
         cp.n_threads = threads
         cp.n_threads_batch = threads
-        cp.type_k = cp.type_v = {"f16": 1, "f32": 0}[kv]  # ggml type ids
+        types = {"f32": 0, "f16": 1, "q8_0": 8}  # ggml type ids
+        cp.type_k = types[kv]
+        cp.type_v = types[kv_v or kv]
         cp.flash_attn_type = flash_attn  # -1 auto (its default), 0 off, 1 on
         cp.no_perf = False  # keep llama.cpp's own timers (llama_perf_context)
         self.ctx = L.llama_init_from_model(self.model, cp)
@@ -178,6 +191,48 @@ def cmd_speed(a):
         print(f"| flashmoe / llama.cpp | {t} | {f[1] / g[1]:.2f}x | {f[0] / g[0]:.2f}x |")
 
 
+def llama_depth(path, threads, depth, n_gen, seed, kv):
+    m = Llama(path, depth + n_gen + 16, threads, kv=kv, flash_attn=1)
+    ids = bench_ids(seed, depth, m.n_vocab)
+    logits = m.decode(ids, 0)  # the context, untimed
+    L.llama_perf_context_reset(m.ctx)
+    for i in range(n_gen):
+        m.decode([int(np.argmax(logits))], depth + i)
+        logits = m.row(-1)
+    perf = L.llama_perf_context(m.ctx)
+    m.close()
+    return perf.n_eval / (perf.t_eval_ms / 1e3)
+
+
+def flashmoe_depth(path, threads, depth, n_gen, seed, kv):
+    k, _, v = kv.partition("/")
+    out = subprocess.run([FLASHMOE, "bench", "-m", path, "-p", "32", "-n", str(n_gen), "-d",
+                          str(depth), "-t", str(threads), "--seed", str(seed), "--json",
+                          "-ctk", k, "-ctv", v or k],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["tg_tok_s"]
+
+
+def cmd_depth(a):
+    res = {}
+    for rep in range(a.reps):
+        for d in [int(x) for x in a.depths.split(",")]:
+            for kv in a.llama_kv.split(","):
+                tg = llama_depth(a.model, a.threads, d, a.n_gen, a.seed, kv)
+                res.setdefault((d, "llama.cpp", kv), []).append(tg)
+                print(json.dumps({"engine": "llama.cpp", "depth": d, "kv": kv, "rep": rep,
+                                  "tg": tg}), flush=True)
+            for kv in a.flashmoe_kv.split(","):
+                tg = flashmoe_depth(a.model, a.threads, d, a.n_gen, a.seed, kv)
+                res.setdefault((d, "flashmoe", kv), []).append(tg)
+                print(json.dumps({"engine": "flashmoe", "depth": d, "kv": kv, "rep": rep,
+                                  "tg": tg}), flush=True)
+    print(f"\n| depth | engine | KV (K/V) | tg{a.n_gen} tok/s median (best) |")
+    print("| --- | --- | --- | --- |")
+    for (d, eng, kv), v in res.items():
+        print(f"| {d} | {eng} | {kv} | {statistics.median(v):.2f} ({max(v):.2f}) |")
+
+
 def log_softmax(x):
     x = x.astype(np.float64)
     m = x.max(axis=-1, keepdims=True)
@@ -230,6 +285,15 @@ def main():
     s.add_argument("--flashmoe-args", default="", help="extra flags for flashmoe bench, e.g. '--mem 3G'")
     s.add_argument("--dropcache", action="store_true",
                    help="evict the file from the page cache before every run (no warm-up run)")
+    dp = sub.add_parser("depth")
+    dp.add_argument("model")
+    dp.add_argument("--depths", default="1024,8192")
+    dp.add_argument("-n", dest="n_gen", type=int, default=8)
+    dp.add_argument("--reps", type=int, default=1)
+    dp.add_argument("--threads", type=int, default=2)
+    dp.add_argument("--seed", type=int, default=1)
+    dp.add_argument("--llama-kv", default="f16,q8_0")
+    dp.add_argument("--flashmoe-kv", default="f16,q8_0,tq4,tq3.5,q8_0/tq4")
     g = sub.add_parser("logits")
     g.add_argument("model")
     g.add_argument("--tokens", type=int, default=64)
@@ -244,7 +308,7 @@ def main():
     global QUIET  # the callback must outlive every llama.cpp call
     QUIET = L.llama_log_callback(lambda level, text, data: None)
     L.llama_log_set(QUIET, ctypes.c_void_p())
-    (cmd_speed if a.cmd == "speed" else cmd_logits)(a)
+    {"speed": cmd_speed, "logits": cmd_logits, "depth": cmd_depth}[a.cmd](a)
 
 
 if __name__ == "__main__":
