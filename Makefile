@@ -130,7 +130,7 @@ demo: all
 
 # Benchmarks (run by hand; results go to docs/BENCHMARKS.md with their command).
 # They may use -march=native: they measure this machine, they do not ship.
-BENCH_BIN := $(O)/bench/membw $(O)/bench/bench_kernels $(O)/bench/bench_bundle
+BENCH_BIN := $(O)/bench/membw $(O)/bench/bench_kernels $(O)/bench/bench_bundle $(O)/bench/bench_kvattn
 bench: all $(BENCH_BIN)
 $(O)/bench/membw: bench/membw.c
 	@mkdir -p $(dir $@)
