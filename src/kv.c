@@ -211,14 +211,12 @@ static void q8_accumulate(const struct kv_fmt_state *st, const struct kernels *k
 			  float *work)
 {
 	size_t rb = q8_bytes(st, hd);
-	float *tmp = work, *chunk = work + hd;
 	memset(o, 0, (size_t)nq * hd * sizeof(float));
 	for (int t0 = 0; t0 < n; t0 += KV_CHUNK) {
 		int c = n - t0 < KV_CHUNK ? n - t0 : KV_CHUNK;
-		q8_fmt()->dequantize(rows + (size_t)t0 * rb, chunk, (size_t)c * hd);
 		for (int r = 0; r < nq; r++) {
-			k->attn_wsum(tmp, p + r * ld + t0, chunk, c, hd);
-			add_rows(o + (size_t)r * hd, tmp, hd);
+			k->attn_wsum_q8_0(work, p + r * ld + t0, rows + (size_t)t0 * rb, c, hd);
+			add_rows(o + (size_t)r * hd, work, hd);
 		}
 	}
 }

@@ -5,7 +5,8 @@
  * within rounding of a double-precision dot), the weighted sums equal zero
  * plus p[t] * row[t] added in row order. Also: the kernel table holds them,
  * nothing is written past the output, ops_dot gives the same scores, and the
- * weighted sum over f16 rows equals the f32 one over the converted rows. ISAs the CPU lacks are skipped (printed). */
+ * weighted sums over f16 and q8_0 rows equal the f32 one over the converted
+ * rows. ISAs the CPU lacks are skipped (printed). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 typedef void (*dot_rows_fn)(float *, const float *, const float *, int, int, float);
 typedef void (*wsum_fn)(float *, const float *, const float *, int, int);
 typedef void (*wsum16_fn)(float *, const float *, const uint16_t *, int, int);
+typedef void (*wsumq8_fn)(float *, const float *, const uint8_t *, int, int);
 
 static const char *const isa_name[KERNEL_ISA_COUNT] = { "ref", "avx2", "avx512" };
 #if defined(__x86_64__)
@@ -27,10 +29,13 @@ static const dot_rows_fn dot_rows[KERNEL_ISA_COUNT] = { attn_dot_rows_ref, attn_
 static const wsum_fn wsum[KERNEL_ISA_COUNT] = { attn_wsum_ref, attn_wsum_avx2, attn_wsum_avx512 };
 static const wsum16_fn wsum16[KERNEL_ISA_COUNT] = { attn_wsum_f16_ref, attn_wsum_f16_avx2,
 						     attn_wsum_f16_avx512 };
+static const wsumq8_fn wsumq8[KERNEL_ISA_COUNT] = { attn_wsum_q8_0_ref, attn_wsum_q8_0_avx2,
+						     attn_wsum_q8_0_avx512 };
 #else
 static const dot_rows_fn dot_rows[KERNEL_ISA_COUNT] = { attn_dot_rows_ref, NULL, NULL };
 static const wsum_fn wsum[KERNEL_ISA_COUNT] = { attn_wsum_ref, NULL, NULL };
 static const wsum16_fn wsum16[KERNEL_ISA_COUNT] = { attn_wsum_f16_ref, NULL, NULL };
+static const wsumq8_fn wsumq8[KERNEL_ISA_COUNT] = { attn_wsum_q8_0_ref, NULL, NULL };
 #endif
 
 static float frand(unsigned *s)
@@ -57,7 +62,7 @@ static float plain_dot(const float *a, const float *b, int n)
 
 static void check_isa(int isa)
 {
-	static const int dims[] = { 1, 15, 16, 17, 64, 100, 128, 129, 256 };
+	static const int dims[] = { 1, 15, 16, 17, 32, 64, 96, 100, 128, 129, 256 };
 	static const int n_rows[] = { 1, 2, 7, 64, 300 };
 	unsigned seed = 7;
 	for (size_t a = 0; a < sizeof(dims) / sizeof(dims[0]); a++) {
@@ -118,6 +123,27 @@ static void check_isa(int isa)
 			      "%s wsum_f16 n=%d rows=%d differs from the plain loop", isa_name[isa], n, nr);
 			CHECK(got[n] == 12345.0f, "%s wsum_f16 wrote past n", isa_name[isa]);
 			free(h);
+			/* Q8_0 rows (n a multiple of 32): the same bits as the f32 loop on
+			 * the rows dequantized by the weight format's reference */
+			if (n % 32 == 0) {
+				const struct kernels *kr = kernels_get(KERNEL_ISA_REF);
+				size_t rb = (size_t)n / 32 * 34;
+				uint8_t *q8 = malloc(rb * (size_t)nr);
+				for (int t = 0; t < nr; t++) {
+					kr->fmt[GGML_TYPE_Q8_0].quantize(rows + (size_t)t * n, q8 + t * rb, (size_t)n);
+					kr->fmt[GGML_TYPE_Q8_0].dequantize(q8 + t * rb, rows + (size_t)t * n, (size_t)n);
+				}
+				memset(want, 0, sizeof(float) * (size_t)n);
+				for (int t = 0; t < nr; t++)
+					for (int i = 0; i < n; i++)
+						want[i] += p[t] * rows[(size_t)t * n + i];
+				got[n] = 12345.0f;
+				wsumq8[isa](got, p, q8, nr, n);
+				CHECK(!memcmp(got, want, sizeof(float) * (size_t)n),
+				      "%s wsum_q8_0 n=%d rows=%d differs from the plain loop", isa_name[isa], n, nr);
+				CHECK(got[n] == 12345.0f, "%s wsum_q8_0 wrote past n", isa_name[isa]);
+				free(q8);
+			}
 			free(rows), free(q), free(p), free(got), free(want);
 		}
 	}
@@ -133,12 +159,12 @@ int main(void)
 			continue;
 		}
 		CHECK(k->attn_dot_rows == dot_rows[isa] && k->attn_wsum == wsum[isa] &&
-			      k->attn_wsum_f16 == wsum16[isa],
+			      k->attn_wsum_f16 == wsum16[isa] && k->attn_wsum_q8_0 == wsumq8[isa],
 		      "%s: the kernel table does not hold the %s attention loops", isa_name[isa],
 		      isa_name[isa]);
 		int before = t_failures;
 		check_isa(isa);
-		printf("  %s: scores and weighted sums (f32 and f16 rows), 9 sizes x 5 row counts %s\n", isa_name[isa],
+		printf("  %s: scores and weighted sums (f32, f16 and q8_0 rows), 11 sizes x 5 row counts %s\n", isa_name[isa],
 		       t_failures == before ? "bit-identical to the plain loops" : "FAIL");
 	}
 	return t_done("test_attn");

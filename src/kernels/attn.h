@@ -29,8 +29,13 @@ void attn_wsum_avx512(float *o, const float *p, const float *rows, int n_rows, i
 void attn_wsum_f16_ref(float *o, const float *p, const uint16_t *rows, int n_rows, int n);
 void attn_wsum_f16_avx2(float *o, const float *p, const uint16_t *rows, int n_rows, int n);
 void attn_wsum_f16_avx512(float *o, const float *p, const uint16_t *rows, int n_rows, int n);
+/* attn_wsum over Q8_0 rows (n a multiple of 32; the q8_0 KV cache): the same
+ * bits as attn_wsum on the rows dequantized by dequantize_row_q8_0. */
+void attn_wsum_q8_0_ref(float *o, const float *p, const uint8_t *rows, int n_rows, int n);
+void attn_wsum_q8_0_avx2(float *o, const float *p, const uint8_t *rows, int n_rows, int n);
+void attn_wsum_q8_0_avx512(float *o, const float *p, const uint8_t *rows, int n_rows, int n);
 
-/* Set k->attn_dot_rows / k->attn_wsum / k->attn_wsum_f16 to isa's variants. */
+/* Set k->attn_dot_rows / k->attn_wsum / k->attn_wsum_f16 / k->attn_wsum_q8_0 to isa's variants. */
 void kernels_register_attn(struct kernels *k, enum kernel_isa isa);
 
 #endif

@@ -138,7 +138,7 @@ void ATTN_WSUM(float *o, const float *p, const float *rows, int n_rows, int n)
  * element converted to float (exact) as it is loaded, so every ISA returns the
  * same bits as the f32 loop on the converted rows (F16C's vcvtph2ps where the
  * ISA has it). */
-#if defined(__F16C__)
+#if defined(__F16C__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
@@ -205,6 +205,85 @@ void ATTN_WSUM_F16(float *o, const float *p, const uint16_t *rows, int n_rows, i
 			_Float16 h;
 			memcpy(&h, rows + (size_t)t * n + d0, sizeof(h));
 			acc += p[t] * (float)h;
+		}
+		o[d0] = acc;
+	}
+}
+
+/* ATTN_WSUM over Q8_0 rows (the q8_0 KV cache): n / 32 blocks of an IEEE-half
+ * scale d and 32 int8 q per row; each element is d * (float)q, as
+ * dequantize_row_q8_0 makes it (one rounding), then the f32 loop's
+ * arithmetic: the same bits as attn_wsum on the dequantized rows. */
+static inline __attribute__((always_inline)) float attn_q8_scale(const uint8_t *blk)
+{
+	_Float16 h;
+	memcpy(&h, blk, sizeof(h));
+	return (float)h;
+}
+
+static inline __attribute__((always_inline)) attn_v8 attn_ldq8(const uint8_t *q, float d)
+{
+	attn_v8 v;
+#if defined(__AVX2__)
+	__m256 x = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)q)));
+	memcpy(&v, &x, sizeof(v));
+#else
+	for (int i = 0; i < 8; i++)
+		v[i] = (float)(int8_t)q[i];
+#endif
+	const attn_v8 dv = { d, d, d, d, d, d, d, d };
+	return dv * v;
+}
+
+void ATTN_WSUM_Q8_0(float *o, const float *p, const uint8_t *rows, int n_rows, int n)
+{
+	const size_t rb = (size_t)n / 32 * 34; /* bytes per row */
+	int d0 = 0;
+	for (; d0 + 64 <= n; d0 += 64) {
+		const size_t off = (size_t)d0 / 32 * 34;
+#if defined(__AVX512F__)
+		typedef float v16 __attribute__((vector_size(64)));
+		v16 a0 = { 0 }, a1 = { 0 }, a2 = { 0 }, a3 = { 0 };
+		for (int t = 0; t < n_rows; t++) {
+			const uint8_t *b0 = rows + (size_t)t * rb + off, *b1 = b0 + 34;
+			const float pt = p[t], s0 = attn_q8_scale(b0), s1 = attn_q8_scale(b1);
+			const v16 b = { pt, pt, pt, pt, pt, pt, pt, pt, pt, pt, pt, pt, pt, pt, pt, pt };
+			const v16 e0 = { s0, s0, s0, s0, s0, s0, s0, s0, s0, s0, s0, s0, s0, s0, s0, s0 };
+			const v16 e1 = { s1, s1, s1, s1, s1, s1, s1, s1, s1, s1, s1, s1, s1, s1, s1, s1 };
+			__m512 y0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(b0 + 2))));
+			__m512 y1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(b0 + 18))));
+			__m512 y2 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(b1 + 2))));
+			__m512 y3 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(b1 + 18))));
+			v16 x0, x1, x2, x3;
+			memcpy(&x0, &y0, sizeof(x0));
+			memcpy(&x1, &y1, sizeof(x1));
+			memcpy(&x2, &y2, sizeof(x2));
+			memcpy(&x3, &y3, sizeof(x3));
+			a0 += b * (e0 * x0), a1 += b * (e0 * x1), a2 += b * (e1 * x2), a3 += b * (e1 * x3);
+		}
+		memcpy(o + d0, &a0, sizeof(a0));
+		memcpy(o + d0 + 16, &a1, sizeof(a1));
+		memcpy(o + d0 + 32, &a2, sizeof(a2));
+		memcpy(o + d0 + 48, &a3, sizeof(a3));
+#else
+		attn_v8 a[8] = { { 0 } };
+		for (int t = 0; t < n_rows; t++) {
+			const uint8_t *b0 = rows + (size_t)t * rb + off;
+			const float pt = p[t];
+			const attn_v8 b = { pt, pt, pt, pt, pt, pt, pt, pt };
+			for (int j = 0; j < 8; j++) {
+				const uint8_t *blk = b0 + (j / 4) * 34;
+				a[j] += b * attn_ldq8(blk + 2 + (j % 4) * 8, attn_q8_scale(blk));
+			}
+		}
+		memcpy(o + d0, a, sizeof(a));
+#endif
+	}
+	for (; d0 < n; d0++) {
+		float acc = 0;
+		for (int t = 0; t < n_rows; t++) {
+			const uint8_t *blk = rows + (size_t)t * rb + (size_t)d0 / 32 * 34;
+			acc += p[t] * (attn_q8_scale(blk) * (float)(int8_t)blk[2 + d0 % 32]);
 		}
 		o[d0] = acc;
 	}

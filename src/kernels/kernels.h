@@ -71,6 +71,7 @@ struct kernels {
 			      float scale);
 	void (*attn_wsum)(float *o, const float *p, const float *rows, int n_rows, int n);
 	void (*attn_wsum_f16)(float *o, const float *p, const uint16_t *rows, int n_rows, int n);
+	void (*attn_wsum_q8_0)(float *o, const float *p, const uint8_t *rows, int n_rows, int n);
 	tq_score_fn tq_score;
 	tq_accumulate_fn tq_accumulate;
 	tq_decode_fn tq_decode;
