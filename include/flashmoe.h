@@ -74,7 +74,9 @@ struct fm_model_params {
 	const char *cache_policy; /* expert cache eviction: "lru", "lfu", "arc", "pred"; NULL = default */
 	const char *trace_experts; /* write every routing decision to this file */
 	bool stream;              /* stream experts even when everything would fit */
-	uint64_t cache_bytes;     /* expert cache size when streaming; 0 = what --mem leaves */
+	uint64_t cache_bytes;     /* expert cache size when streaming; 0 = what --mem leaves
+				   * at the first evaluation (contexts made before it,
+				   * e.g. a server's slots, are counted first) */
 	float cache_routing;      /* cache-aware routing when streaming: a selected expert not in
 				   * the cache whose renormalised weight is below this is
 				   * replaced by the cached one with the closest score; 0 = off

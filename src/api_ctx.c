@@ -161,6 +161,9 @@ static int eval_locked(struct fm_ctx *c, const int32_t *tokens, int n, float *lo
 			      c->n_ctx);
 	if (!c->fm->fwd)
 		return no_scratch(err);
+	int ready = api_stream_ready(c->fm, err);
+	if (ready)
+		return ready;
 	int n_vocab = c->fm->m.hp.n_vocab;
 	/* a prompt's start (unless it continues the previous call's) and end:
 	 * where a chat's prefix reuse may come back to (state.h) */
@@ -364,6 +367,16 @@ int fm_eval_batch(struct fm_batch_item *items, int n, struct fm_error *err)
 		for (int i = 0; i < n; i++)
 			items[i].status = items[i].status ? items[i].status : FM_ENOMEM;
 		return first_rc ? first_rc : no_scratch(err);
+	}
+	struct fm_error e0 = { 0 };
+	int rc0 = n_ok ? api_stream_ready(fm, &e0) : 0;
+	if (rc0) {
+		pthread_mutex_unlock(&fm->eval_mu);
+		for (int i = 0; i < n; i++)
+			items[i].status = items[i].status ? items[i].status : rc0;
+		if (!first_rc && err)
+			*err = e0;
+		return first_rc ? first_rc : rc0;
 	}
 	int cap = n_ok ? fm->fwd_n_batch : 1;
 	struct fwd_item *fi = n_ok ? calloc((size_t)(n_ok < cap ? n_ok : cap), sizeof(*fi)) : NULL;

@@ -48,13 +48,16 @@ struct fm_model {
 	/* expert streaming */
 	bool streaming;
 	struct io_engine *io;
-	struct experts *experts;       /* made by the first context */
+	struct experts *experts;       /* made at the first evaluation */
 	struct experts_trace *trace;
 };
 
 /* Streaming setup (api_stream.c). */
 int api_stream_open(struct fm_model *fm, const char *path, struct fm_error *err);
 int api_stream_attach(struct fm_model *fm, struct fwd *f, struct fm_error *err);
+/* Before an evaluation (eval_mu held): make the expert store if streaming
+ * and not yet made (its cache sized from what the budget leaves now). */
+int api_stream_ready(struct fm_model *fm, struct fm_error *err);
 void api_stream_close(struct fm_model *fm);
 /* The store's gauges (cache size, I/O mode) into out. */
 void api_stream_stats(const struct fm_model *fm, struct fm_stats *out);

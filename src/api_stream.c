@@ -4,7 +4,9 @@
  * The budget (--mem) covers the whole process. Streaming is chosen when the
  * model would not fit in it (or when asked with --stream); the dense weights
  * are then copied into counted memory (model_copy_dense) and the experts are
- * read on demand into a cache sized, at the first context, from what is left:
+ * read on demand into a cache sized, at the first evaluation (so that the
+ * contexts made before it, e.g. a server's slots, are counted), from what is
+ * left:
  *     cache = budget - resident set now (dense, KV, scratch, tokenizer, code)
  *             - a safety margin for what is allocated later (stacks, stdio).
  * `--io mmap` is the page-cache baseline: no cache of our own, no streaming. */
@@ -93,9 +95,14 @@ static int make_store(struct fm_model *fm, struct fm_error *err)
 	uint64_t used = rss_bytes(), budget;
 	if (p->cache_bytes)
 		budget = p->cache_bytes;
-	else if (p->mem_bytes)
+	else if (p->mem_bytes) {
 		budget = p->mem_bytes > used + STREAM_MARGIN_BYTES ? p->mem_bytes - used - STREAM_MARGIN_BYTES : 0;
-	else
+		/* and within what the budget's count leaves: contexts' KV rows are
+		 * counted when made but resident only once written */
+		uint64_t left = fm_mem_left(&fm->mem);
+		left = left > STREAM_MARGIN_BYTES ? left - STREAM_MARGIN_BYTES : 0;
+		budget = budget < left ? budget : left;
+	} else
 		budget = fm->m.bytes_expert / 4;
 	struct experts_params ep = { .budget_bytes = budget, .policy = CACHE_POLICY_DEFAULT,
 				     .prefetch = p->prefetch, .prefetch_auto = !p->prefetch_always };
@@ -150,13 +157,19 @@ int api_stream_attach(struct fm_model *fm, struct fwd *f, struct fm_error *err)
 		fwd_set_experts(f, NULL, fm->trace, false);
 		return 0;
 	}
-	if (!fm->experts) {
-		int rc = make_store(fm, err);
-		if (rc)
-			return rc;
-	}
-	fwd_set_experts(f, fm->experts, fm->trace, fm->params.prefetch);
+	/* the store comes with the first evaluation (api_stream_ready) */
+	fwd_set_experts(f, fm->experts, fm->trace, fm->experts && fm->params.prefetch);
 	return 0;
+}
+
+int api_stream_ready(struct fm_model *fm, struct fm_error *err)
+{
+	if (!fm->streaming || fm->experts)
+		return 0;
+	int rc = make_store(fm, err);
+	if (!rc && fm->fwd)
+		fwd_set_experts(fm->fwd, fm->experts, fm->trace, fm->params.prefetch);
+	return rc;
 }
 
 void api_stream_close(struct fm_model *fm)
@@ -171,8 +184,9 @@ void api_stream_close(struct fm_model *fm)
 
 void api_stream_stats(const struct fm_model *fm, struct fm_stats *out)
 {
-	if (!fm->experts) {
-		out->io_mode = fm->params.io && !strcmp(fm->params.io, "mmap") ? "mmap" : "resident";
+	if (!fm->experts) { /* resident, or streaming before the first evaluation */
+		out->io_mode = fm->io ? io_mode_name(io_get_mode(fm->io))
+			       : fm->params.io && !strcmp(fm->params.io, "mmap") ? "mmap" : "resident";
 		return;
 	}
 	out->cache_slots = experts_n_slots(fm->experts);
