@@ -21,8 +21,11 @@ static int grow_scratch(struct fm_model *fm, int n_batch, int n_ctx, size_t att,
 	int nb = n_batch > fm->fwd_n_batch ? n_batch : fm->fwd_n_batch;
 	int nc = n_ctx > fm->fwd_n_ctx ? n_ctx : fm->fwd_n_ctx;
 	size_t na = att > fm->fwd_att ? att : fm->fwd_att;
+	uint64_t seen = fwd_tokens_seen(fm->fwd);
 	fwd_free(fm->fwd);
 	fm->fwd = fwd_new(&fm->m, fm->k, fm->pool, nb, nc, na, &fm->mem, err);
+	if (fm->fwd)
+		fwd_set_tokens_seen(fm->fwd, seen);
 	int rc = fm->fwd ? api_stream_attach(fm, fm->fwd, err) : (err ? err->code : FM_ENOMEM);
 	if (!rc) {
 		fm->fwd_n_batch = nb, fm->fwd_n_ctx = nc, fm->fwd_att = na;
@@ -33,6 +36,8 @@ static int grow_scratch(struct fm_model *fm, int n_batch, int n_ctx, size_t att,
 	if (fm->fwd_n_batch) { /* the contexts made so far keep working */
 		fm->fwd = fwd_new(&fm->m, fm->k, fm->pool, fm->fwd_n_batch, fm->fwd_n_ctx, fm->fwd_att,
 				  &fm->mem, NULL);
+		if (fm->fwd)
+			fwd_set_tokens_seen(fm->fwd, seen);
 		if (fm->fwd && api_stream_attach(fm, fm->fwd, NULL)) {
 			fwd_free(fm->fwd);
 			fm->fwd = NULL;

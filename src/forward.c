@@ -191,6 +191,16 @@ void fwd_take_times(struct fwd *f, struct fwd_times *out)
 	memset(&f->times, 0, sizeof(f->times));
 }
 
+uint64_t fwd_tokens_seen(const struct fwd *f)
+{
+	return f ? f->n_tokens_seen : 0;
+}
+
+void fwd_set_tokens_seen(struct fwd *f, uint64_t n)
+{
+	f->n_tokens_seen = n;
+}
+
 const struct hparams *fwd_hparams(const struct fwd *f)
 {
 	return f->hp;

@@ -26,6 +26,10 @@ struct fwd_times {
 };
 /* The times summed since the last call, and zero them. */
 void fwd_take_times(struct fwd *f, struct fwd_times *out);
+/* Tokens run so far (the routing trace's token numbers); a fwd made to
+ * replace another continues its count. */
+uint64_t fwd_tokens_seen(const struct fwd *f);
+void fwd_set_tokens_seen(struct fwd *f, uint64_t n);
 /* The model's hyperparameters (for the architectures' layer functions). */
 const struct hparams *fwd_hparams(const struct fwd *f);
 void fwd_free(struct fwd *f);

@@ -427,6 +427,49 @@ static void test_truncate(void)
 	fm_model_close(m);
 }
 
+/* The routing trace numbers tokens over the whole model, in order, also
+ * when a larger context makes the shared scratch grow between two
+ * evaluations. */
+static void test_trace_numbers(void)
+{
+	char tpath[600];
+	snprintf(tpath, sizeof(tpath), "%s/batch.trace", t_tmpdir());
+	struct fm_model_params mp;
+	fm_model_params_default(&mp);
+	mp.n_threads = 2;
+	mp.trace_experts = tpath;
+	struct fm_error err = { 0 };
+	struct fm_model *m = fm_model_open(path, &mp, &err);
+	CHECK(m != NULL, "open: %s", err.msg);
+	if (!m)
+		return;
+	int32_t t[3] = { 4, 5, 6 };
+	struct fm_ctx *a = fm_ctx_new(m, 8, &err);
+	CHECK(a && fm_eval(a, t, 3, NULL, false, &err) == 0, "a: %s", err.msg);
+	struct fm_ctx *b = fm_ctx_new(m, 300, &err); /* a larger batch: the scratch is remade */
+	CHECK(b && fm_eval(b, t, 2, NULL, false, &err) == 0, "b: %s", err.msg);
+	fm_ctx_free(a), fm_ctx_free(b);
+	fm_model_close(m);
+	FILE *fp = fopen(tpath, "r");
+	CHECK(fp != NULL, "no trace");
+	char line[512];
+	unsigned long long tok;
+	int layer, per_tok[8] = { 0 }, bad = 0;
+	while (fp && fgets(line, sizeof(line), fp))
+		if (line[0] != '#' && sscanf(line, "%llu %d", &tok, &layer) == 2) {
+			if (tok < 8)
+				per_tok[tok]++;
+			else
+				bad++;
+		}
+	if (fp)
+		fclose(fp);
+	/* tokens 0-2 of a, 3-4 of b, one line per layer (2) each */
+	for (int i = 0; i < 8; i++)
+		CHECK(per_tok[i] == (i < 5 ? 2 : 0) && !bad, "trace: token %d has %d lines (%d beyond)", i,
+		      per_tok[i], bad);
+}
+
 static uint64_t rss_bytes(void)
 {
 	unsigned long long size = 0, rss = 0;
@@ -548,6 +591,7 @@ int main(void)
 		test_same("qwen3moe f32", 1e-5);
 		test_long_prompt();
 		test_head_layouts();
+		test_trace_numbers();
 		test_errors();
 		test_streamed("qwen3moe f32", 0);
 	}
