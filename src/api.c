@@ -154,6 +154,7 @@ void fm_model_close(struct fm_model *fm)
 	if (!fm)
 		return;
 	fwd_free(fm->fwd);
+	free(fm->batch_fi), free(fm->batch_map), free(fm->batch_done), free(fm->batch_ctxs);
 	api_stream_close(fm);
 	pool_free(fm->pool);
 	api_tokenizer_close(fm);

@@ -313,6 +313,26 @@ int fm_eval(struct fm_ctx *c, const int32_t *tokens, int n, float *logits, bool 
 	return rc;
 }
 
+/* Room in the model's per-item arrays for a batch of n items (eval_mu
+ * held; grown, never shrunk: nothing allocated per step once warm). */
+static int batch_room(struct fm_model *fm, int n)
+{
+	if (n <= fm->batch_cap)
+		return 0;
+	struct fwd_item *fi = realloc(fm->batch_fi, (size_t)n * sizeof(*fi));
+	fm->batch_fi = fi ? fi : fm->batch_fi;
+	int *map = realloc(fm->batch_map, (size_t)n * sizeof(int));
+	fm->batch_map = map ? map : fm->batch_map;
+	int *done = realloc(fm->batch_done, (size_t)n * sizeof(int));
+	fm->batch_done = done ? done : fm->batch_done;
+	struct fm_ctx **ctxs = realloc(fm->batch_ctxs, (size_t)n * sizeof(*ctxs));
+	fm->batch_ctxs = ctxs ? ctxs : fm->batch_ctxs;
+	if (!fi || !map || !done || !ctxs)
+		return FM_ENOMEM;
+	fm->batch_cap = n;
+	return 0;
+}
+
 /* Why item i of a batch cannot run (its status set, err filled when it is
  * the first failure), or 0. */
 static int batch_check(struct fm_batch_item *items, int i, const struct fm_model *fm,
@@ -384,17 +404,16 @@ int fm_eval_batch(struct fm_batch_item *items, int n, struct fm_error *err)
 		return first_rc ? first_rc : rc0;
 	}
 	int cap = n_ok ? fm->fwd_n_batch : 1;
-	struct fwd_item *fi = n_ok ? calloc((size_t)(n_ok < cap ? n_ok : cap), sizeof(*fi)) : NULL;
-	int *map = n_ok ? calloc((size_t)n_ok, sizeof(int)) : NULL;
-	int *done = calloc((size_t)n, sizeof(int));
-	struct fm_ctx **ctxs = calloc((size_t)n, sizeof(*ctxs));
-	if (n_ok && (!fi || !map || !done || !ctxs)) {
-		free(fi), free(map), free(done), free(ctxs);
+	if (batch_room(fm, n)) {
 		pthread_mutex_unlock(&fm->eval_mu);
 		for (int i = 0; i < n; i++)
 			items[i].status = items[i].status ? items[i].status : FM_ENOMEM;
 		return first_rc ? first_rc : fm_err(err, FM_ENOMEM, NULL, FM_NO_OFFSET, "out of memory");
 	}
+	struct fwd_item *fi = fm->batch_fi;
+	int *map = fm->batch_map, *done = fm->batch_done;
+	struct fm_ctx **ctxs = fm->batch_ctxs;
+	memset(done, 0, (size_t)n * sizeof(int));
 	/* a prompt's start (see eval_locked) */
 	for (int i = 0; i < n; i++) {
 		struct fm_ctx *c = items[i].ctx;
@@ -466,7 +485,6 @@ int fm_eval_batch(struct fm_batch_item *items, int n, struct fm_error *err)
 	if (n_ok)
 		account(fm, ctxs, done, n, fm->fwd, fm_now_s() - t_start);
 	pthread_mutex_unlock(&fm->eval_mu);
-	free(fi), free(map), free(done), free(ctxs);
 	return first_rc;
 }
 

@@ -44,6 +44,11 @@ struct fm_model {
 	struct fwd *fwd;
 	int fwd_n_batch, fwd_n_ctx;
 	size_t fwd_att;
+	/* fm_eval_batch's per-item arrays, grown to the largest call (eval_mu) */
+	struct fwd_item *batch_fi;
+	int *batch_map, *batch_done;
+	struct fm_ctx **batch_ctxs;
+	int batch_cap;
 	int kv_type_k, kv_type_v;      /* enum kv_type of new contexts' K and V */
 	/* expert streaming */
 	bool streaming;

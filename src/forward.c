@@ -218,6 +218,7 @@ void fwd_free(struct fwd *f)
 	if (!f)
 		return;
 	fm_free(f->mem, f->scratch, f->scratch_bytes);
+	fm_free(f->mem, f->head_stage, f->head_stage_bytes);
 	free(f);
 }
 
@@ -327,7 +328,8 @@ int fwd_batch(struct fwd *f, struct seq_state *st, const int32_t *tokens, int n,
  * product (the output matrix read once): straight into the items' buffers
  * when they are n_vocab floats apart in item order (one array), else staged
  * in the expert scratch g (free after the MoE) when it holds them, or in a
- * counted temporary; one row at a time only when memory refuses that. */
+ * counted buffer kept for later steps; one row at a time only when memory
+ * refuses that. */
 static void step_logits(struct fwd *f, const struct fwd_item *items, int n_items)
 {
 	const struct hparams *hp = f->hp;
@@ -347,15 +349,16 @@ static void step_logits(struct fwd *f, const struct fwd_item *items, int n_items
 	if (!rows)
 		return;
 	float *stage = NULL;
-	size_t stage_bytes = 0;
-	if (!strided) {
-		if ((size_t)f->n_pair * hp->n_ff_exp >= (size_t)rows * nv) {
-			stage = f->g;
-		} else {
-			stage_bytes = (size_t)rows * nv * sizeof(float);
-			stage = fm_alloc(f->mem, stage_bytes);
-			stage_bytes = stage ? stage_bytes : 0;
+	size_t need = (size_t)rows * nv * sizeof(float);
+	if (!strided && (size_t)f->n_pair * hp->n_ff_exp * sizeof(float) >= need) {
+		stage = f->g;
+	} else if (!strided) {
+		if (need > f->head_stage_bytes) { /* grown once to the most rows seen */
+			fm_free(f->mem, f->head_stage, f->head_stage_bytes);
+			f->head_stage = fm_alloc(f->mem, need);
+			f->head_stage_bytes = f->head_stage ? need : 0;
 		}
+		stage = f->head_stage;
 	}
 	int group = strided || stage ? rows : 1;
 	for (int r0 = 0; r0 < rows; r0 += group) {
@@ -367,8 +370,6 @@ static void step_logits(struct fwd *f, const struct fwd_item *items, int n_items
 	}
 	for (int r = 0; stage && r < rows; r++)
 		memcpy(items[f->tok_seg[r]].logits, stage + (size_t)r * nv, nv * sizeof(float));
-	if (stage_bytes)
-		fm_free(f->mem, stage, stage_bytes);
 }
 
 int fwd_step(struct fwd *f, const struct fwd_item *items, int n_items, struct fm_error *err)

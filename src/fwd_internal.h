@@ -44,6 +44,8 @@ struct fwd {
 	int n_segs;
 	int *tok_seg;           /* [B] segment of each token */
 	size_t att_floats;      /* per thread in att_scratch */
+	float *head_stage;      /* a step's logits rows when g cannot hold them (grown) */
+	size_t head_stage_bytes;
 	int n_batch, n_ctx, q_dim, kv_dim, n_pair, wide; /* n_ctx: the longest sequence */
 	size_t scratch_bytes;
 	uint8_t *scratch;
