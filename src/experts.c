@@ -74,6 +74,11 @@ struct experts {
 	int spec_q_layer, spec_q_n, spec_q_at;
 	/* whether to prefetch (experts.h: "Whether to prefetch at all") */
 	bool pf_auto, pf_on;            /* measuring / this pass prefetches */
+	/* the idle window (experts.h): when this layer's demand reads were all
+	 * in (0: not yet), the mean time from then to the next request, and the
+	 * disk's seconds per byte while busy (both moving averages; 0: unknown) */
+	double spec_open_t, gap_s, s_per_byte;
+	struct io_stats io_seen;
 	bool pf_timed;                  /* this pass has one token */
 	int pf_layer;                   /* the last layer requested in this pass */
 	uint32_t pf_pass;               /* passes since the last decision began */
@@ -574,9 +579,39 @@ static bool experts_start_deferred(struct experts *x)
 
 /* One probe is PF_PROBE passes in this on/off order, then PF_EXPLOIT passes
  * of the faster mode. */
-#define PF_PROBE 16
-#define PF_EXPLOIT 112
-static const uint8_t pf_probe_order[PF_PROBE] = {1, 0, 0, 1, 0, 1, 1, 0, 1, 0, 0, 1, 0, 1, 1, 0};
+#define PF_PROBE 32
+#define PF_EXPLOIT 224
+static const uint8_t pf_probe_order[16] = {1, 0, 0, 1, 0, 1, 1, 0, 1, 0, 0, 1, 0, 1, 1, 0};
+
+/* Learn the idle window at a request: the gap since the previous layer's
+ * demand reads were all in, and the disk's speed from the io counters. */
+static void experts_learn_window(struct experts *x, double now)
+{
+	if (x->spec_open_t > 0) {
+		double gap = now - x->spec_open_t;
+		x->gap_s = x->gap_s > 0 ? 0.8 * x->gap_s + 0.2 * gap : gap;
+		x->spec_open_t = 0;
+	}
+	struct io_stats st;
+	io_get_stats(x->io, &st);
+	uint64_t bytes = st.bytes_read - x->io_seen.bytes_read;
+	if (bytes >= 4u << 20) { /* enough to time */
+		double spb = (st.busy_s - x->io_seen.busy_s) / (double)bytes;
+		x->s_per_byte = x->s_per_byte > 0 ? 0.8 * x->s_per_byte + 0.2 * spb : spb;
+		x->io_seen = st;
+	}
+}
+
+/* Would one more guessed expert of layer, started now behind those in
+ * flight, be in before the next request is expected? (Unknown: yes.) */
+static bool experts_spec_fits(const struct experts *x, int layer, double now)
+{
+	if (x->gap_s <= 0 || x->s_per_byte <= 0)
+		return true;
+	double t_read = x->s_per_byte * (double)experts_expert_bytes(x, layer);
+	double in_flight = (double)x->spec_parts / EXPERTS_N_PARTS;
+	return now + (in_flight + 1) * t_read <= x->spec_open_t + x->gap_s;
+}
 
 /* A request of layer at or below the pass's last one begins a forward pass:
  * account the one that ended, and choose this one's mode. */
@@ -594,7 +629,9 @@ static void experts_pass_begin(struct experts *x, int layer, int n_ids)
 			x->pf_sum[x->pf_on] += x->pf_t1 - x->pf_t0;
 			x->pf_cnt[x->pf_on]++;
 		}
-		x->pf_pass++;
+		/* passes count from when the cache is full: while slots are free,
+		 * a guess evicts nothing and the passes are not like later ones */
+		x->pf_pass += x->n_free == 0;
 	}
 	x->pf_layer = layer;
 	x->pf_t0 = now;
@@ -604,14 +641,15 @@ static void experts_pass_begin(struct experts *x, int layer, int n_ids)
 	if (x->pf_pass == PF_PROBE && x->pf_cnt[0] && x->pf_cnt[1]) {
 		x->stats.pf_probe_on_s = x->pf_sum[1] / x->pf_cnt[1];
 		x->stats.pf_probe_off_s = x->pf_sum[0] / x->pf_cnt[0];
-		x->pf_on = x->stats.pf_probe_on_s < x->stats.pf_probe_off_s;
+		/* ties go to no prefetch: it reads fewer bytes */
+		x->pf_on = x->stats.pf_probe_on_s < 0.97 * x->stats.pf_probe_off_s;
 	} else if (x->pf_pass >= PF_PROBE + PF_EXPLOIT) {
 		x->pf_pass = 0;
 		x->pf_sum[0] = x->pf_sum[1] = 0;
 		x->pf_cnt[0] = x->pf_cnt[1] = 0;
 	}
 	if (x->pf_pass < PF_PROBE)
-		x->pf_on = pf_probe_order[x->pf_pass];
+		x->pf_on = x->n_free > 0 || pf_probe_order[x->pf_pass % 16];
 }
 
 bool experts_prefetching(const struct experts *x)
@@ -633,6 +671,8 @@ int experts_request(struct experts *x, int layer, const int32_t *ids, int n,
 		return fm_err(err, rc, io_path(x->io), FM_NO_OFFSET, "io_reap: %s", strerror(-rc));
 	experts_unique(x, ids, n);
 	experts_pass_begin(x, layer, n);
+	if (!x->resident)
+		experts_learn_window(x, fm_now_s());
 	x->spec_q_n = x->spec_q_at = 0; /* guesses not started are moot now */
 	x->active = true;
 	x->cur_layer = layer;
@@ -776,9 +816,13 @@ static int experts_spec_pump(struct experts *x)
 		for (int i = 0; i < x->n_cur; i++)
 			if (x->cur[i].state == ENT_PENDING)
 				goto flush; /* its read is in flight or waits for a slot */
+	double now = fm_now_s();
+	if (x->spec_open_t == 0)
+		x->spec_open_t = now; /* the idle window opens */
 	while (x->spec_q_at < x->spec_q_n &&
 	       x->spec_parts < x->spec_depth * EXPERTS_N_PARTS &&
-	       io_in_flight(x->io) == (unsigned)x->spec_parts) {
+	       io_in_flight(x->io) == (unsigned)x->spec_parts &&
+	       experts_spec_fits(x, x->spec_q_layer, now)) {
 		int e = x->spec_q[x->spec_q_at];
 		if (x->table[experts_key(x, x->spec_q_layer, e)] >= 0) {
 			x->spec_q_at++;

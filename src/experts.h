@@ -39,9 +39,14 @@
  * are not cached. A guess is a speculative read, and speculation only uses
  * what demand leaves idle:
  *   - a guess starts only while no demand read is in flight or waiting for a
- *     slot, and at most spec_depth (2) guessed experts are in flight, so a
- *     demand read queues behind two speculative ones at most; guesses not
- *     started when their layer is requested are dropped;
+ *     slot (the layer's "idle window" opens when its demand reads are all
+ *     in), at most spec_depth (2) guessed experts are in flight, and only if
+ *     it is expected in before the next layer's request: the window's mean
+ *     length (from earlier layers) and the disk's seconds per byte while
+ *     busy (from the io counters) say so. So on a disk too slow for the
+ *     compute between layers nothing is guessed, and a demand read queues
+ *     behind a guess only when the estimates were wrong; guesses not started
+ *     when their layer is requested are dropped;
  *   - a guessed expert's slot stays outside the eviction policy until it is
  *     requested (then it enters the policy as a miss would), and the oldest
  *     unrequested one is the first slot any read takes, so wrong guesses
@@ -56,11 +61,14 @@
  * time and the guesses are right (next-layer prediction did not pay on the
  * hardware of several published engines). Forward passes of one token are
  * timed (from layer 0's request to the last layer's release, so time between
- * calls does not count); a probe of 16 passes runs 8 with and 8 without
- * prefetch in the order ABBA BAAB ABBA BAAB (balanced against the cache
- * warming up during the probe), and the mode with the lower mean pass time
- * runs the next 112 passes; then the next probe. Passes of several tokens (a
- * prompt) use the current mode and are not timed.
+ * calls does not count). Once the cache is full (before, guesses evict
+ * nothing and those passes are not like the later ones: prefetch runs), a
+ * probe of 32 passes runs 16 with and 16 without prefetch in the order
+ * ABBA BAAB ABBA BAAB twice (balanced against drift during the probe), and
+ * prefetch runs the next 224 passes if its mean pass time was at least 3%
+ * lower (ties go to no prefetch, which reads fewer bytes); then the next
+ * probe. Passes of several tokens (a prompt) use the current mode and are
+ * not timed.
  *
  * Resident mode (params.resident_base, or an io engine in IO_MODE_MMAP): all
  * experts are addressable in memory; requests return pointers at once (no
