@@ -213,6 +213,28 @@ def test_disconnect_frees_slot():
     assert chat(max_tokens=2).choices[0].finish_reason in ("stop", "length")
 
 
+def test_slow_client_does_not_stall_others():
+    """A streaming client that never reads (a tiny receive buffer, soon full):
+    the others' answers still come, and its slot keeps generating into its
+    own buffer."""
+    host, port = URL.split("//")[1].split(":")
+    body = json.dumps({"messages": MSGS, "max_tokens": 400, "temperature": 1.0, "stream": True})
+    slow = socket.socket()
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+    slow.connect((host, int(port)))
+    slow.sendall(("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  "Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s" % (KEY, len(body), body)).encode())
+    try:
+        t0 = time.time()
+        for _ in range(3):
+            r = chat(max_tokens=24, temperature=0)
+            assert r.choices[0].finish_reason in ("stop", "length")
+        assert time.time() - t0 < 60, time.time() - t0
+    finally:
+        slow.close()
+    wait_idle()
+
+
 def test_metrics():
     m = metrics()
     for k in ("flashmoe_tokens_generated_total", "flashmoe_prompt_tokens_total",
@@ -227,4 +249,5 @@ def test_metrics():
 run([test_models, test_chat, test_chat_stream_matches_plain, test_sse_wire_format,
      test_completion_plain_and_stream, test_stop_strings, test_seed_reproducible,
      test_max_tokens_capped_by_context, test_prompt_too_long, test_follow_up_reuses_prefix,
-     test_errors, test_api_key, test_disconnect_frees_slot, test_metrics])
+     test_errors, test_api_key, test_disconnect_frees_slot, test_slow_client_does_not_stall_others,
+     test_metrics])
