@@ -215,6 +215,9 @@ def flashmoe_depth(path, threads, depth, n_gen, seed, kv):
 
 def cmd_depth(a):
     res = {}
+    # one untimed run of each engine first (page cache, llama.cpp's weight repacking)
+    llama_depth(a.model, a.threads, 64, 2, a.seed, a.llama_kv.split(",")[0])
+    flashmoe_depth(a.model, a.threads, 64, 2, a.seed, a.flashmoe_kv.split(",")[0])
     for rep in range(a.reps):
         for d in [int(x) for x in a.depths.split(",")]:
             for kv in a.llama_kv.split(","):
