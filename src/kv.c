@@ -1,18 +1,28 @@
 /* kv.c: the KV cache of the attention layers, its formats as a table (see
  * kv.h). Each format is four operations on rows of head_dim values: bytes
- * per row, store (convert) a row, score a query against a span of rows, and
- * accumulate weighted rows into an output. Keys and values have a format
- * each (llama.cpp's --cache-type-k / --cache-type-v).
+ * per row, store (convert) a row, score a group of queries against a span of
+ * rows, and accumulate weighted rows into the group's outputs. Keys and
+ * values have a format each (llama.cpp's --cache-type-k / --cache-type-v).
+ * kv_attend runs the n_rep query heads of a KV head together (up to
+ * KV_QGROUP) and the formats walk the span KV_CHUNK rows at a time, so each
+ * chunk is read (and converted or decoded) once for the whole group.
  *
  *   f32   the rows themselves; the attention kernels of the kernel table
- *   f16   IEEE half; converted row by row
+ *   f16   IEEE half: keys by the F16 weight kernel's multi-row vec_dot,
+ *         values by attn_wsum_f16
  *   q8_0  blocks of 32: an f16 scale d and 32 int8 q, x = d * q (ggml's
- *         Q8_0 block), rounded to nearest as the weight format does
+ *         Q8_0 block), rounded to nearest as the weight format does; keys
+ *         scored against queries rounded to Q8_0 (int8 vec_dot, as
+ *         llama.cpp), values by attn_wsum_q8_0
  *   tqB   TurboQuant (src/kernels/tq.h) at B bits per value, norms included
  *         (tq4, tq3.5, tq3, tq2.5: TurboQuant_mse; tqBp: TurboQuant_prod, the
- *         unbiased inner-product variant, for keys): attention runs on the
- *         codes, the query rotated once per head, the values accumulated in
- *         the rotated domain and rotated back once per head */
+ *         unbiased inner-product variant, for keys): the queries rotated
+ *         once, each chunk decoded once into rotated-domain floats
+ *         (tq_decode) for the f32 kernels, the values accumulated in the
+ *         rotated domain and rotated back once per query head
+ *
+ * Also here: --kv-compare's per-layer error of the attention outputs against
+ * an f32 copy (a diagnostic), and kv_replicate for bench -d. */
 #include "kv.h"
 
 #include <math.h>

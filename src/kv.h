@@ -1,5 +1,5 @@
 /* kv.h: the KV cache of the attention layers, behind one interface so that
- * formats (f32, f16 now; TurboQuant-compressed later) are interchangeable.
+ * formats (f32, f16, q8_0, TurboQuant) are interchangeable.
  *
  * Layout: per layer and KV head, positions [0, n_ctx) of head_dim values each.
  * K is stored after k_norm and RoPE (architectures.md §11.12). Attention reads
@@ -49,7 +49,8 @@ void kv_replicate(struct kv_cache *kv, int n_src, int n_dst);
  * [0, n_pos): out[r] = sum_t softmax_t(q[r] . K[t] * scale) V[t].
  * q, out: [n_rep][head_dim]; scratch: kv_scratch_floats() floats. Thread-safe for distinct
  * (out, scratch). k: the kernel table (its attention loops). */
-/* Floats of scratch kv_attend needs: a score per position and a row. */
+/* Floats of scratch kv_attend needs: a score per position for each query head
+ * of a group of 8, and the formats' work space (more with --kv-compare). */
 size_t kv_scratch_floats(const struct kv_cache *kv);
 void kv_attend(const struct kv_cache *kv, const struct kernels *k, int layer, int h,
 	       const float *q, int n_rep, int n_pos, float scale, float *out, float *scratch);
