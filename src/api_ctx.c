@@ -568,7 +568,7 @@ static size_t describe_state(const struct fm_model *fm, char *buf, size_t cap, s
 		{ KV_F32, KV_F32, "f32" },     { KV_F16, KV_F16, "f16" },
 		{ KV_Q8_0, KV_Q8_0, "q8_0" },  { KV_TQ4, KV_TQ4, "tq4" },
 		{ KV_TQ3_5, KV_TQ3_5, "tq3.5" }, { KV_TQ2_5, KV_TQ2_5, "tq2.5" },
-		{ KV_Q8_0, KV_TQ3_5, "-ctk q8_0 -ctv tq3.5" },
+		{ KV_Q8_0, KV_TQ4, "-ctk q8_0 -ctv tq4" }, /* recommended: docs/TURBOQUANT.md */
 	};
 	APPEND("KV cache (%d attention layers x %d KV heads of %d), per token and for 32k tokens:\n",
 	       n_attn, hp->n_head_kv, hp->head_dim);
