@@ -12,7 +12,7 @@ static const char usage_text[] =
 	"       [--chat [--system TEXT] [--template chatml|qwen3|qwen35] [--think on|off]]\n"
 	"       [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--ids] [--stats]\n"
 	"       [-t N] [-c CTX] [--mem SIZE] [--isa ref|avx2|avx512] [--experts-per-token K] [--kv-type|-ctk|-ctv f32|f16|q8_0|tq3.5|...]\n"
-	"       [--io uring|pread|buffered|mmap] [--prefetch on|off] [--stream] [--cache-policy lru|lfu|arc|pred]\n"
+	"       [--io uring|pread|buffered|mmap] [--prefetch auto|on|off] [--stream] [--cache-policy lru|lfu|arc|pred]\n"
 	"       [--cache-routing T]\n"
 	"       [--trace-experts FILE] [--verbose]\n";
 
