@@ -141,6 +141,19 @@ void ATTN_WSUM(float *o, const float *p, const float *rows, int n_rows, int n)
 #if defined(__F16C__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
+#include "util.h"
+
+/* One IEEE half to float, exact (F16C's vcvtph2ps where the ISA has it;
+ * fm_fp16_to_fp32 otherwise: _Float16 is not available to every compiler
+ * and target, e.g. clang at the base x86-64 ISA). */
+static inline __attribute__((always_inline)) float attn_h2f(uint16_t h)
+{
+#if defined(__F16C__)
+	return _cvtsh_ss(h);
+#else
+	return fm_fp16_to_fp32(h);
+#endif
+}
 
 /* 8 halves -> 8 floats: one vcvtph2ps where the ISA has F16C (GCC 12 turns
  * __builtin_convertvector on _Float16 vectors into one conversion per
@@ -153,10 +166,8 @@ static inline __attribute__((always_inline)) attn_v8 attn_ldh8(const uint16_t *p
 	__m256 x = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p));
 	memcpy(&v, &x, sizeof(v));
 #else
-	_Float16 h[8];
-	memcpy(h, p, sizeof(h));
 	for (int i = 0; i < 8; i++)
-		v[i] = (float)h[i];
+		v[i] = fm_fp16_to_fp32(p[i]);
 #endif
 	return v;
 }
@@ -201,11 +212,8 @@ void ATTN_WSUM_F16(float *o, const float *p, const uint16_t *rows, int n_rows, i
 	}
 	for (; d0 < n; d0++) {
 		float acc = 0;
-		for (int t = 0; t < n_rows; t++) {
-			_Float16 h;
-			memcpy(&h, rows + (size_t)t * n + d0, sizeof(h));
-			acc += p[t] * (float)h;
-		}
+		for (int t = 0; t < n_rows; t++)
+			acc += p[t] * attn_h2f(rows[(size_t)t * n + d0]);
 		o[d0] = acc;
 	}
 }
@@ -216,9 +224,9 @@ void ATTN_WSUM_F16(float *o, const float *p, const uint16_t *rows, int n_rows, i
  * arithmetic: the same bits as attn_wsum on the dequantized rows. */
 static inline __attribute__((always_inline)) float attn_q8_scale(const uint8_t *blk)
 {
-	_Float16 h;
+	uint16_t h;
 	memcpy(&h, blk, sizeof(h));
-	return (float)h;
+	return attn_h2f(h);
 }
 
 static inline __attribute__((always_inline)) attn_v8 attn_ldq8(const uint8_t *q, float d)
