@@ -17,24 +17,7 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fails=0
 
-# expect NAME WANT_RC PATTERN CMD...: exit status WANT_RC ("nz" = non-zero)
-# and PATTERN (grep -E) in stderr+stdout
-expect() {
-	name=$1 want=$2 pat=$3
-	shift 3
-	"$@" >"$T/out" 2>&1
-	rc=$?
-	ok=1
-	case $want in nz) [ $rc -ne 0 ] || ok=0 ;; *) [ $rc -eq "$want" ] || ok=0 ;; esac
-	grep -Eq -e "$pat" "$T/out" || ok=0
-	if [ $ok = 1 ]; then
-		echo "ok   $name: $(grep -E -e "$pat" "$T/out" | head -n 1 | cut -c1-200)"
-	else
-		echo "FAIL $name (exit $rc, want $want, pattern '$pat'):"
-		sed 's/^/       /' "$T/out" | tail -n 5
-		fails=$((fails + 1))
-	fi
-}
+. tests/expect.sh
 
 $BIN gen-tiny --out "$T/m.gguf" --type f32 --layers 2 --hidden 64 --head-dim 16 --experts 4 \
 	--experts-used 2 --expert-ff 64 --vocab 300 --ctx 512 >/dev/null || { echo "FAIL gen-tiny"; exit 1; }
