@@ -334,3 +334,24 @@ struct fm_model *cli_open_model(const char *cmd, const struct cli_model_opts *o)
 			"trained with; positions past it may give poor text\n", cmd, o->n_ctx, train);
 	return m;
 }
+
+const char *cli_chat_template(const char *cmd, const struct fm_model *m, const char *name)
+{
+	const struct fm_tokenizer *tk = fm_model_tokenizer(m);
+	size_t len;
+	if (!tk) {
+		fprintf(stderr, "flashmoe %s: the model has no tokenizer\n", cmd);
+		return NULL;
+	}
+	if (!name && !(name = fm_tokenizer_chat_template(tk))) {
+		fprintf(stderr, "flashmoe %s: the model's chat template is not one flashmoe knows; "
+				"using chatml (--template to choose)\n", cmd);
+		name = "chatml";
+	}
+	if (fm_chat_render(name, NULL, 0, true, true, NULL, 0, &len)) {
+		fprintf(stderr, "flashmoe %s: unknown --template '%s' (chatml, qwen3, qwen35)\n",
+			cmd, name);
+		return NULL;
+	}
+	return name;
+}

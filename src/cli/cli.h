@@ -54,6 +54,10 @@ int cli_model_opt(const char *cmd, struct cli_model_opts *o, int argc, char **ar
  * ../../models), else <prefix>/share/flashmoe/ beside an installed bin/,
  * else ./models/; NULL when none exists. The path is static. */
 const char *cli_default_model(void);
+/* The chat template to render with: name (--template), else the model's own,
+ * else ChatML (with a warning). NULL after an error (printed, as "flashmoe
+ * CMD: ..."). */
+const char *cli_chat_template(const char *cmd, const struct fm_model *m, const char *name);
 /* Open the model (with o->default_model, the built-in one when o->model is
  * NULL); prints errors. */
 struct fm_model *cli_open_model(const char *cmd, const struct cli_model_opts *o);

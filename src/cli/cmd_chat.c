@@ -157,28 +157,6 @@ static int parse(struct chat_opts *o, int argc, char **argv)
 	return 0;
 }
 
-/* The template name to render with: --template, else the model's own, else
- * ChatML (with a warning). NULL after an error (printed). */
-static const char *pick_template(struct fm_model *m, const char *name)
-{
-	const struct fm_tokenizer *tk = fm_model_tokenizer(m);
-	size_t len;
-	if (!tk) {
-		fprintf(stderr, "flashmoe chat: the model has no tokenizer\n");
-		return NULL;
-	}
-	if (!name && !(name = fm_tokenizer_chat_template(tk))) {
-		fprintf(stderr, "flashmoe chat: the model's chat template is not one flashmoe knows; "
-				"using chatml (--template to choose)\n");
-		name = "chatml";
-	}
-	if (fm_chat_render(name, NULL, 0, true, true, NULL, 0, &len)) {
-		fprintf(stderr, "flashmoe chat: unknown --template '%s' (chatml, qwen3, qwen35)\n",
-			name);
-		return NULL;
-	}
-	return name;
-}
 
 /* The next line without its newline (malloc'd); NULL at the end of input,
  * or on a terminal when Ctrl-C cleared the line (then chat_stop is set). */
@@ -293,7 +271,7 @@ int cmd_chat(int argc, char **argv)
 		setlocale(LC_CTYPE, ""); /* libedit reads UTF-8 input only in a UTF-8 locale */
 	mask_signals(true, &saved);
 	m = cli_open_model("chat", &o.mo);
-	if (m && (o.so.tmpl = pick_template(m, o.so.tmpl))) {
+	if (m && (o.so.tmpl = cli_chat_template("chat", m, o.so.tmpl))) {
 		o.so.n_ctx = context_size(m, o.mo.n_ctx);
 		o.so.verbose = o.mo.mp.verbose;
 		s = chat_session_new(m, &o.so, &chat_stop);

@@ -131,23 +131,6 @@ static char *read_key_file(const char *path)
 	return key;
 }
 
-/* The template to render with: --template, else the model's, else ChatML. */
-static const char *pick_template(struct fm_model *m, const char *name)
-{
-	const struct fm_tokenizer *tk = fm_model_tokenizer(m);
-	size_t len;
-	if (!name && !(name = fm_tokenizer_chat_template(tk))) {
-		fprintf(stderr, "flashmoe serve: the model's chat template is not one flashmoe knows; "
-				"using chatml (--template to choose)\n");
-		name = "chatml";
-	}
-	if (fm_chat_render(name, NULL, 0, true, true, NULL, 0, &len)) {
-		fprintf(stderr, "flashmoe serve: unknown --template '%s' (chatml, qwen3, qwen35)\n",
-			name);
-		return NULL;
-	}
-	return name;
-}
 
 /* The model's id: --alias, else the file's name. */
 static const char *model_id(const struct serve_opts *o, const char *path)
@@ -174,7 +157,7 @@ static int serve(struct serve_opts *o, struct fm_model *m, const char *path)
 	struct fm_error err = { 0 };
 	char msg[512];
 	int sig;
-	const char *tmpl = pick_template(m, o->tmpl);
+	const char *tmpl = cli_chat_template("serve", m, o->tmpl);
 	if (!tmpl)
 		return 1;
 	int train = fm_model_get_info(m)->n_ctx_train;
