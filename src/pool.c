@@ -148,6 +148,11 @@ void pool_run(struct pool *p, pool_task_fn fn, void *arg, int n_tasks)
 		return;
 	}
 	unsigned job = atomic_load_explicit(&p->gen, memory_order_relaxed) + 1;
+	/* Close the previous job first: a late worker of it that read its last
+	 * index before n_tasks grows below would otherwise claim that index of
+	 * this job, with this job's fn, and be counted in its done (TSan saw the
+	 * read of fn race with the write here). Its compare-and-swap now fails. */
+	atomic_store_explicit(&p->next, (uint64_t)job << 32 | UINT32_MAX, memory_order_release);
 	p->fn = fn;
 	p->arg = arg;
 	atomic_store_explicit(&p->n_tasks, n_tasks, memory_order_relaxed);
