@@ -21,6 +21,7 @@
  * so that the rendering of old turns matches their ids byte for byte.
  */
 #include "chat_session.h"
+#include "../server/buf.h" /* the growable string the server uses too */
 
 #include <limits.h>
 #include <stdio.h>
@@ -30,12 +31,6 @@
 /* Prompt tokens per fm_eval call: how often Ctrl-C is checked during a long
  * prompt. */
 #define PREFILL_CHUNK 64
-
-/* A growable byte string, NUL-terminated. */
-struct sbuf {
-	char *p;
-	size_t n, cap;
-};
 
 struct chat_session {
 	struct chat_session_opts o;
@@ -56,35 +51,6 @@ struct chat_session {
 	struct sbuf text;                   /* scratch: the bytes of ids[n_lead..n_ids) */
 	int turn;
 };
-
-/* Room for n more bytes and the NUL. */
-static int sbuf_reserve(struct sbuf *b, size_t n)
-{
-	if (n >= SIZE_MAX / 2 - b->n)
-		return FM_ENOMEM;
-	if (b->n + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		while (cap < b->n + n + 1)
-			cap *= 2;
-		char *p = realloc(b->p, cap);
-		if (!p)
-			return FM_ENOMEM;
-		b->p = p;
-		b->cap = cap;
-	}
-	return 0;
-}
-
-static int sbuf_add(struct sbuf *b, const char *s, size_t n)
-{
-	int rc = sbuf_reserve(b, n);
-	if (rc)
-		return rc;
-	memcpy(b->p + b->n, s, n);
-	b->n += n;
-	b->p[b->n] = 0;
-	return 0;
-}
 
 static int push_msg(struct chat_session *s, const char *role, const char *content, size_t len)
 {
